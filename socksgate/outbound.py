@@ -1,0 +1,309 @@
+"""
+The way out: resolve a destination, ask the policy about each address,
+connect to the permitted ones as L{HostnameEndpoint} does, and turn every
+failure into the SOCKS reply that reports it.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from ipaddress import IPv4Address, IPv6Address, ip_address
+from typing import Any
+
+from twisted.internet import defer, error
+from twisted.internet.address import IPv4Address as TwistedIPv4Address
+from twisted.internet.address import IPv6Address as TwistedIPv6Address
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint
+from twisted.internet.interfaces import (
+    IHostnameResolver,
+    IHostResolution,
+    IProtocol,
+    IProtocolFactory,
+    IReactorPluggableNameResolver,
+    IResolutionReceiver,
+)
+from twisted.python.components import proxyForInterface
+from twisted.python.failure import Failure
+from zope.interface import implementer, providedBy
+from zope.interface.interface import InterfaceClass
+
+from .policy import AccessRequest, Decision, IPAddress
+from .wire import ReplyCode
+
+
+class RequestRefused(Exception):
+    """
+    A request ends before a session starts.
+
+    @ivar reply: the SOCKS5 reply code that reports it.
+    @ivar outcome: the session log's outcome (C{denied}, C{failed},
+        C{timeout} or C{error}).
+    @ivar reason: what happened, for the log.
+    @ivar decision: the policy decision involved, if any.
+    """
+
+    def __init__(self, reply: ReplyCode, outcome: str, reason: str, decision: Decision | None = None):
+        super().__init__(reason)
+        self.reply, self.outcome, self.reason, self.decision = reply, outcome, reason, decision
+
+
+_ERRNO_REPLIES = {
+    errno.ENETUNREACH: ReplyCode.NETWORK_UNREACHABLE,
+    errno.EHOSTUNREACH: ReplyCode.HOST_UNREACHABLE,
+    errno.EHOSTDOWN: ReplyCode.HOST_UNREACHABLE,
+    errno.ECONNREFUSED: ReplyCode.CONNECTION_REFUSED,
+    errno.ETIMEDOUT: ReplyCode.TTL_EXPIRED,
+}
+
+
+def refusalForFailure(failure: Failure) -> RequestRefused:
+    """
+    Map a failure to resolve or connect to the reply that reports it.
+
+    Refused: 0x05; a name that does not resolve, or an unreachable host:
+    0x04; an unreachable network: 0x03; a time-out: 0x06; anything else:
+    0x01.
+    """
+    value = failure.value
+    if isinstance(value, RequestRefused):
+        return value
+    reason = str(value) or type(value).__name__
+    if isinstance(value, (error.DNSLookupError, error.UnknownHostError)):
+        return RequestRefused(ReplyCode.HOST_UNREACHABLE, "failed", reason)
+    if isinstance(value, (error.TCPTimedOutError, error.TimeoutError, defer.TimeoutError)):
+        return RequestRefused(ReplyCode.TTL_EXPIRED, "timeout", reason)
+    if isinstance(value, error.ConnectionRefusedError):
+        return RequestRefused(ReplyCode.CONNECTION_REFUSED, "failed", reason)
+    if isinstance(value, error.NoRouteError):
+        return RequestRefused(ReplyCode.NETWORK_UNREACHABLE, "failed", reason)
+    if isinstance(value, error.ConnectError) and value.osError in _ERRNO_REPLIES:
+        return RequestRefused(_ERRNO_REPLIES[value.osError], "failed", reason)
+    return RequestRefused(ReplyCode.GENERAL_FAILURE, "failed", reason)
+
+
+def literalAddress(host: str | IPAddress) -> IPAddress | None:
+    """
+    The IP address C{host} is or spells (a client may send C{"127.0.0.1"}
+    as a domain name), or L{None} for a real host name.
+    """
+    if isinstance(host, (IPv4Address, IPv6Address)):
+        return host
+    try:
+        return ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+def _timedOut(result: Any, timeout: float) -> None:
+    raise defer.TimeoutError(f"no answer within {timeout:g} seconds")
+
+
+def resolve(resolver: IHostnameResolver, clock: Any, name: str, timeout: float) -> Deferred[list[IPAddress]]:
+    """
+    Resolve C{name} without blocking, to its distinct addresses in the
+    resolver's order.
+
+    @raise error.DNSLookupError: (in the Deferred) the name resolves to
+        nothing or is not a valid host name.
+    @raise defer.TimeoutError: (in the Deferred) no answer in C{timeout}.
+    """
+    try:
+        name.encode("idna")
+    except UnicodeError:
+        return defer.fail(error.DNSLookupError(f"{name!r} is not a valid host name"))
+    result: Deferred[list[IPAddress]] = Deferred()
+    addresses: list[IPAddress] = []
+
+    @implementer(IResolutionReceiver)
+    class Receiver:
+        @staticmethod
+        def resolutionBegan(resolution: IHostResolution) -> None:
+            pass
+
+        @staticmethod
+        def addressResolved(address: Any) -> None:
+            resolved = ip_address(address.host.split("%")[0])
+            if resolved not in addresses:
+                addresses.append(resolved)
+
+        @staticmethod
+        def resolutionComplete() -> None:
+            if result.called:
+                return
+            if addresses:
+                result.callback(addresses)
+            else:
+                result.errback(error.DNSLookupError(f"{name} does not resolve"))
+
+    resolver.resolveHostName(Receiver(), name, 0)
+    return result.addTimeout(timeout, clock, onTimeoutCancel=_timedOut)
+
+
+@implementer(IHostnameResolver)
+class _FixedResolver:
+    """
+    A resolver that answers every question with addresses already known.
+    """
+
+    def __init__(self, addresses: Iterable[IPAddress]) -> None:
+        self._addresses = list(addresses)
+
+    def resolveHostName(
+        self,
+        receiver: IResolutionReceiver,
+        hostName: str,
+        portNumber: int = 0,
+        addressTypes: Any = None,
+        transportSemantics: str = "TCP",
+    ) -> IResolutionReceiver:
+        receiver.resolutionBegan(None)
+        for address in self._addresses:
+            kind = TwistedIPv6Address if isinstance(address, IPv6Address) else TwistedIPv4Address
+            receiver.addressResolved(kind("TCP", str(address), portNumber))
+        receiver.resolutionComplete()
+        return receiver
+
+
+_resolvedReactorClasses: dict[tuple[Any, ...], type] = {}
+
+
+def _reactorResolvingTo(reactor: Any, addresses: Iterable[IPAddress]) -> Any:
+    """
+    Wrap C{reactor} so that its name resolver gives exactly C{addresses}.
+    """
+    interfaces = tuple(providedBy(reactor))
+    proxyClass = _resolvedReactorClasses.get(interfaces)
+    if proxyClass is None:
+        base = proxyForInterface(InterfaceClass("ReactorInterfaces", interfaces))  # type: ignore[arg-type]
+
+        @implementer(IReactorPluggableNameResolver)
+        class ResolvedReactor(base):  # type: ignore[misc, valid-type]
+            def __init__(self, original: Any, nameResolver: IHostnameResolver) -> None:
+                super().__init__(original)
+                self.nameResolver = nameResolver
+
+        proxyClass = _resolvedReactorClasses[interfaces] = ResolvedReactor
+    return proxyClass(reactor, _FixedResolver(addresses))
+
+
+def connectToAddresses(
+    reactor: Any,
+    addresses: list[IPAddress],
+    port: int,
+    factory: IProtocolFactory,
+    timeout: float,
+    bindHost: IPAddress | None = None,
+) -> Deferred[IProtocol]:
+    """
+    Connect to the first of C{addresses} that answers, starting a new
+    attempt every 0.3 seconds as L{HostnameEndpoint} does.
+
+    @param bindHost: the source address, or L{None} for the system's
+        choice; when given, only addresses of its family are tried.
+    @raise RequestRefused: (in the Deferred) with 0x03 when no address is
+        of the source address's family.
+    """
+    bindAddress = None
+    if bindHost is not None:
+        addresses = [address for address in addresses if address.version == bindHost.version]
+        bindAddress = (str(bindHost), 0)
+        if not addresses:
+            return defer.fail(
+                RequestRefused(
+                    ReplyCode.NETWORK_UNREACHABLE,
+                    "failed",
+                    f"no IPv{bindHost.version} address to reach from {bindHost}",
+                )
+            )
+    endpoint: HostnameEndpoint | TCP4ClientEndpoint | TCP6ClientEndpoint
+    if len(addresses) == 1:
+        single = TCP6ClientEndpoint if addresses[0].version == 6 else TCP4ClientEndpoint
+        endpoint = single(reactor, str(addresses[0]), port, timeout, bindAddress)
+    else:
+        endpoint = HostnameEndpoint(
+            _reactorResolvingTo(reactor, addresses),
+            str(addresses[0]),
+            port,
+            timeout=timeout,
+            bindAddress=bindAddress,
+        )
+    return endpoint.connect(factory).addTimeout(timeout, reactor, onTimeoutCancel=_timedOut)
+
+
+async def openConnection(
+    reactor: Any,
+    resolver: IHostnameResolver,
+    decide: Callable[[AccessRequest], Any],
+    request: AccessRequest,
+    host: str | IPAddress,
+    factory: IProtocolFactory,
+    timeout: float,
+    bindHost: IPAddress | None = None,
+) -> tuple[IProtocol, Decision]:
+    """
+    Check, resolve and connect one CONNECT request.
+
+    A name is resolved only after the policy has had the chance to refuse
+    it outright, and only the addresses the policy permits are tried.
+
+    @param request: the request, with no destination yet.
+    @param host: the destination the client asked for.
+    @return: the connected protocol and the decision that permitted it.
+    @raise RequestRefused: the request is denied, or cannot be connected.
+    """
+    address = literalAddress(host)
+    if address is not None:
+        candidates = [address]
+        decision = await _decideOne(decide, replace(request, destinationAddress=address))
+        if not decision.permitted:
+            raise _denied(decision)
+    else:
+        assert isinstance(host, str)
+        named = replace(request, destinationName=host)
+        first = await _decideOne(decide, named)
+        if not first.permitted:
+            raise _denied(first)
+        try:
+            resolved = await resolve(resolver, reactor, host, timeout)
+        except Exception:
+            raise refusalForFailure(Failure()) from None
+        candidates, decision = [], first
+        denial: Decision | None = None
+        for each in resolved:
+            verdict = await _decideOne(decide, replace(named, destinationAddress=each))
+            if verdict.permitted:
+                if not candidates:
+                    decision = verdict
+                candidates.append(each)
+            elif denial is None:
+                denial = verdict
+        if not candidates:
+            assert denial is not None
+            raise _denied(denial)
+    try:
+        protocol = await connectToAddresses(reactor, candidates, request.port, factory, timeout, bindHost)
+    except Exception:
+        raise refusalForFailure(Failure()) from None
+    return protocol, decision
+
+
+async def _decideOne(decide: Callable[[AccessRequest], Any], request: AccessRequest) -> Decision:
+    """
+    Ask the policy, turning its failure into a refusal with 0x01.
+    """
+    try:
+        decision = await maybeDeferred(decide, request)
+    except Exception as failure:
+        raise RequestRefused(
+            ReplyCode.GENERAL_FAILURE, "error", f"the access policy failed: {failure!r}"
+        ) from failure
+    if not isinstance(decision, Decision):
+        raise RequestRefused(ReplyCode.GENERAL_FAILURE, "error", f"the access policy answered {decision!r}")
+    return decision
+
+
+def _denied(decision: Decision) -> RequestRefused:
+    return RequestRefused(ReplyCode.NOT_ALLOWED, "denied", decision.message or "denied by policy", decision)

@@ -1,0 +1,193 @@
+"""
+Relaying a TCP session: bytes both ways, back-pressure, half-close.
+
+Each transport is registered as the streaming producer of the other, so
+when one side's write buffer fills, Twisted stops reading from the other
+side until it drains: a slow reader never makes the gateway buffer without
+bound.  A FIN from one side is passed on to the other with
+C{loseWriteConnection}; the session ends when both directions are closed,
+or at once when either connection is lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.interfaces import IDelayedCall, IHalfCloseableProtocol, IReactorTime, ITransport
+from twisted.internet.protocol import Protocol
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+
+class Relay:
+    """
+    Joins the client's connection to the destination's.
+
+    The owner feeds it what each side does (C{fromClient},
+    C{clientFinished}, C{clientLost} and the destination's counterparts);
+    it calls C{onEnd} once, with the reason, when the session is over.
+
+    @ivar bytesOut: bytes the client sent towards the destination.
+    @ivar bytesIn: bytes the destination sent back.
+    """
+
+    def __init__(
+        self,
+        client: ITransport,
+        destination: ITransport,
+        onEnd: Callable[[str], None],
+        clock: IReactorTime,
+        idleTimeout: float = 0.0,
+    ) -> None:
+        self.client, self.destination = client, destination
+        self.bytesOut = self.bytesIn = 0
+        self._onEnd = onEnd
+        self._clock = clock
+        self._idleTimeout = idleTimeout
+        self._idleCall: IDelayedCall | None = None
+        self._lastActivity = 0.0
+        self._clientDone = self._destinationDone = False
+        self._ended = False
+
+    def start(self, initialData: bytes = b"", clientFinished: bool = False) -> None:
+        """
+        Begin relaying, with the bytes that came after the request.
+
+        @param clientFinished: the client already shut down its sending side.
+        """
+        self.destination.registerProducer(self.client, True)
+        self.client.registerProducer(self.destination, True)
+        self.client.resumeProducing()
+        self.destination.resumeProducing()
+        if self._idleTimeout:
+            self._lastActivity = self._clock.seconds()
+            self._idleCall = self._clock.callLater(self._idleTimeout, self._checkIdle)
+        if initialData:
+            self.fromClient(initialData)
+        if clientFinished:
+            self.clientFinished()
+
+    def fromClient(self, data: bytes) -> None:
+        """
+        Pass bytes from the client to the destination.
+        """
+        self.bytesOut += len(data)
+        if self._idleCall is not None:
+            self._lastActivity = self._clock.seconds()
+        self.destination.write(data)
+
+    def fromDestination(self, data: bytes) -> None:
+        """
+        Pass bytes from the destination to the client.
+        """
+        self.bytesIn += len(data)
+        if self._idleCall is not None:
+            self._lastActivity = self._clock.seconds()
+        self.client.write(data)
+
+    def clientFinished(self) -> None:
+        """
+        The client will send no more: pass its FIN on.
+        """
+        if not self._clientDone:
+            self._clientDone = True
+            self.destination.loseWriteConnection()
+            self._endIfBothDone()
+
+    def destinationFinished(self) -> None:
+        """
+        The destination will send no more: pass its FIN on.
+        """
+        if not self._destinationDone:
+            self._destinationDone = True
+            self.client.loseWriteConnection()
+            self._endIfBothDone()
+
+    def clientLost(self, reason: Failure) -> None:
+        """
+        The client's connection is gone: close the destination's.
+        """
+        self._end("client closed", self.destination)
+
+    def destinationLost(self, reason: Failure) -> None:
+        """
+        The destination's connection is gone: close the client's.
+        """
+        self._end("destination closed", self.client)
+
+    def close(self, why: str) -> None:
+        """
+        End the session from outside (a shutdown, a time-out).
+        """
+        self._end(why, self.client, self.destination)
+
+    def _endIfBothDone(self) -> None:
+        if self._clientDone and self._destinationDone:
+            self._end("both sides finished", self.client, self.destination)
+
+    def _checkIdle(self) -> None:
+        self._idleCall = None
+        idle = self._clock.seconds() - self._lastActivity
+        if idle >= self._idleTimeout:
+            self._end("idle timeout", self.client, self.destination)
+        else:
+            self._idleCall = self._clock.callLater(self._idleTimeout - idle, self._checkIdle)
+
+    def _end(self, why: str, *transports: Any) -> None:
+        for transport in transports:
+            transport.loseConnection()
+        if self._ended:
+            return
+        self._ended = True
+        if self._idleCall is not None:
+            self._idleCall.cancel()
+            self._idleCall = None
+        self._onEnd(why)
+
+
+@implementer(IHalfCloseableProtocol)
+class DestinationProtocol(Protocol):
+    """
+    The gateway's connection to a destination.
+
+    It reads nothing until its L{Relay} is attached, so nothing the
+    destination sends early is lost or buffered here.
+
+    @ivar relay: the relay, once the client has been answered.
+    """
+
+    relay: Relay | None = None
+
+    def connectionMade(self) -> None:
+        """
+        Hold reading until the relay starts.
+        """
+        self.transport.pauseProducing()
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Relay bytes towards the client.
+        """
+        self.relay.fromDestination(data)  # type: ignore[union-attr]
+
+    def readConnectionLost(self) -> None:
+        """
+        The destination sent its FIN.
+        """
+        if self.relay is not None:
+            self.relay.destinationFinished()
+        else:
+            self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        """
+        Our FIN towards the destination has gone out; nothing to do.
+        """
+
+    def connectionLost(self, reason: Failure) -> None:
+        """
+        The connection is gone: end the session.
+        """
+        if self.relay is not None:
+            self.relay.destinationLost(reason)

@@ -1,0 +1,423 @@
+"""
+The SOCKS server: one protocol for SOCKS4, SOCKS4a and SOCKS5, chosen by
+the first byte, driving the sans-I/O codec in L{socksgate.wire}.
+
+L{SOCKSServerFactory} serves one listener.  Factories that should share
+limits and the list of open sessions (every listener of one gateway) share
+a L{SessionTable}.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from ipaddress import IPv4Address, IPv6Address, ip_address
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IHalfCloseableProtocol, IHostnameResolver
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from .config import ServerConfig
+from .interfaces import IAccessPolicy
+from .outbound import RequestRefused, openConnection, refusalForFailure
+from .policy import AccessRequest, Decision, IPAddress, LoopbackOnlyPolicy
+from .relay import DestinationProtocol, Relay
+from .session import SessionRecord, emitSession, newSessionID
+from .wire import (
+    NEED_DATA,
+    Command,
+    Method,
+    RemoteProtocolError,
+    ReplyCode,
+    ServerState,
+    SOCKS4Request,
+    SOCKS5Greeting,
+    SOCKS5MethodSelection,
+    SOCKS5Request,
+    SOCKSServerConnection,
+)
+
+_COMMAND_NAMES = {Command.CONNECT: "connect", Command.BIND: "bind", Command.UDP_ASSOCIATE: "udp"}
+
+#: Commands this version can carry out.
+IMPLEMENTED_COMMANDS = frozenset({"connect"})
+
+
+def formatHostPort(host: object, port: int) -> str:
+    """
+    C{host:port}, with an IPv6 address in brackets.
+    """
+    return f"[{host}]:{port}" if isinstance(host, IPv6Address) or ":" in str(host) else f"{host}:{port}"
+
+
+def _peerAddress(peer: Any) -> tuple[IPAddress | None, int]:
+    """
+    The IP address and port of a transport address, or C{(None, 0)} for
+    one without (a UNIX socket).
+    """
+    host = getattr(peer, "host", None)
+    if not isinstance(host, str):
+        return None, 0
+    try:
+        return ip_address(host.split("%")[0]), peer.port
+    except ValueError:
+        return None, 0
+
+
+class SessionTable:
+    """
+    The open client connections of a gateway, with its limits.
+
+    @ivar open: the protocols of the open connections.
+    """
+
+    def __init__(self) -> None:
+        self.open: set[SOCKSServerProtocol] = set()
+        self._perClient: Counter[IPAddress | None] = Counter()
+
+    def admit(self, protocol: SOCKSServerProtocol, client: IPAddress | None, config: ServerConfig) -> str:
+        """
+        Add a connection unless a limit is reached.
+
+        @return: an empty string if admitted, else why not.
+        """
+        if len(self.open) >= config.maxSessions:
+            return f"max-sessions ({config.maxSessions}) reached"
+        if client is not None and self._perClient[client] >= config.maxSessionsPerClient:
+            return f"max-sessions-per-client ({config.maxSessionsPerClient}) reached for {client}"
+        self.open.add(protocol)
+        self._perClient[client] += 1
+        return ""
+
+    def release(self, protocol: SOCKSServerProtocol, client: IPAddress | None) -> None:
+        """
+        Forget a connection that has ended.
+        """
+        if protocol in self.open:
+            self.open.discard(protocol)
+            self._perClient[client] -= 1
+            if not self._perClient[client]:
+                del self._perClient[client]
+
+
+class _DestinationFactory(Factory):
+    """
+    Builds the gateway's side of connections to destinations.
+    """
+
+    protocol = DestinationProtocol
+    noisy = False
+
+
+_destinationFactory = _DestinationFactory()
+
+
+@implementer(IHalfCloseableProtocol)
+class SOCKSServerProtocol(Protocol):
+    """
+    One client connection: the handshake, the request, then the relay.
+
+    @ivar factory: the L{SOCKSServerFactory} that built it.
+    @ivar relay: the L{Relay} once the session is granted.
+    @ivar record: the session record, once the connection is admitted.
+    """
+
+    log = Logger()
+
+    def __init__(self, factory: SOCKSServerFactory) -> None:
+        self.factory = factory
+        self.codec = SOCKSServerConnection()
+        self.relay: Relay | None = None
+        self.record: SessionRecord | None = None
+        self.client: IPAddress | None = None
+        self._clientPort = 0
+        self._admitted = False
+        self._receivedAny = False
+        self._clientFinished = False
+        self._lost = False
+        self._handshakeCall: IDelayedCall | None = None
+        self._pending: Deferred[Any] | None = None
+
+    def connectionMade(self) -> None:
+        """
+        Admit the connection, or close it when a session limit is reached.
+        """
+        factory = self.factory
+        peer = self.transport.getPeer()
+        self.client, self._clientPort = _peerAddress(peer)
+        refusal = factory.sessions.admit(self, self.client, factory.config)
+        if refusal:
+            self.log.warn("refused connection from {peer}: {why}", peer=str(peer), why=refusal)
+            self.transport.loseConnection()
+            return
+        self._admitted = True
+        client = formatHostPort(self.client, self._clientPort) if self.client else str(peer)
+        self.record = SessionRecord(newSessionID(), factory.listener, client, factory.reactor.seconds())
+        self._handshakeCall = factory.reactor.callLater(
+            factory.config.handshakeTimeout, self._handshakeTimedOut
+        )
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Feed the handshake, or relay once the session is granted.
+        """
+        if self.relay is not None:
+            self.relay.fromClient(data)
+            return
+        if not self._admitted:
+            return
+        self._receivedAny = True
+        try:
+            self.codec.receiveData(data)
+            self._readMessages()
+        except RemoteProtocolError as error:
+            self.transport.write(error.reply)
+            self._refuse("error", error.code, error.reason)
+
+    def readConnectionLost(self) -> None:
+        """
+        The client shut down its sending side.
+        """
+        if self.relay is not None:
+            self.relay.clientFinished()
+        elif self.codec.state is ServerState.REPLYING:
+            self._clientFinished = True
+        else:
+            self._refuse("error", None, "client closed during the handshake")
+
+    def writeConnectionLost(self) -> None:
+        """
+        Our FIN towards the client has gone out; nothing to do.
+        """
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        """
+        End whatever is under way, and emit the record if not done yet.
+        """
+        self._lost = True
+        self._cancelHandshakeTimer()
+        if self.relay is not None:
+            self.relay.clientLost(reason)
+        else:
+            pending, self._pending = self._pending, None
+            if pending is not None:
+                pending.cancel()
+            if self._receivedAny:
+                self._finish("error", None, "client closed before the reply")
+        self.factory.sessions.release(self, self.client)
+
+    def _readMessages(self) -> None:
+        while True:
+            event = self.codec.nextEvent()
+            if event is NEED_DATA:
+                return
+            if isinstance(event, SOCKS5Greeting):
+                self._selectMethod(event)
+            elif isinstance(event, (SOCKS4Request, SOCKS5Request)):
+                self._startRequest(event)
+                return
+            if self.codec.state is ServerState.CLOSED:
+                return
+
+    def _selectMethod(self, greeting: SOCKS5Greeting) -> None:
+        assert self.record is not None
+        self.record.version = "5"
+        if "5" not in self.factory.config.versions:
+            why = "SOCKS5 is disabled"
+        elif Method.NO_AUTHENTICATION in greeting.methods:
+            self.transport.write(self.codec.send(SOCKS5MethodSelection(Method.NO_AUTHENTICATION)))
+            return
+        else:
+            why = "the client offers no acceptable authentication method"
+        self.transport.write(self.codec.send(SOCKS5MethodSelection(Method.NO_ACCEPTABLE_METHODS)))
+        self._refuse("denied", Method.NO_ACCEPTABLE_METHODS, why)
+
+    def _startRequest(self, request: SOCKS4Request | SOCKS5Request) -> None:
+        assert self.record is not None
+        self._cancelHandshakeTimer()
+        config = self.factory.config
+        record = self.record
+        if isinstance(request, SOCKS5Request):
+            version, user = "5", None
+        else:
+            version = "4a" if request.isSOCKS4a else "4"
+            user = request.userid.decode("utf-8", "backslashreplace") or None
+        command = _COMMAND_NAMES[request.command]
+        record.version, record.command, record.user = version, command, user
+        record.destination = formatHostPort(request.host, request.port)
+        if version not in config.versions:
+            self._refuseRequest(
+                RequestRefused(ReplyCode.NOT_ALLOWED, "denied", f"SOCKS{version} is disabled")
+            )
+            return
+        if command not in config.commands:
+            self._refuseRequest(
+                RequestRefused(ReplyCode.COMMAND_NOT_SUPPORTED, "denied", f"{command} is disabled")
+            )
+            return
+        if command not in IMPLEMENTED_COMMANDS:
+            self._refuseRequest(
+                RequestRefused(ReplyCode.COMMAND_NOT_SUPPORTED, "error", f"{command} is not supported")
+            )
+            return
+        self.transport.pauseProducing()
+        accessRequest = AccessRequest(
+            client=self.client,
+            clientPort=self._clientPort,
+            listener=self.factory.listener,
+            version=version,
+            command=command,
+            destinationName=None,
+            destinationAddress=None,
+            port=request.port,
+            user=user,
+            auth="none",
+        )
+        factory = self.factory
+        pending = Deferred.fromCoroutine(
+            openConnection(
+                factory.reactor,
+                factory.resolver,
+                factory.policy.decide,
+                accessRequest,
+                request.host,
+                _destinationFactory,
+                config.connectTimeout,
+                factory.bindHost,
+            )
+        )
+        self._pending = pending
+        pending.addCallbacks(self._connected, self._connectFailed)
+        pending.addErrback(self._internalError)
+
+    def _connected(self, result: tuple[DestinationProtocol, Decision]) -> None:
+        self._pending = None
+        destination, decision = result
+        if self._lost:
+            destination.transport.loseConnection()
+            return
+        assert self.record is not None
+        transport = destination.transport
+        local, remote = transport.getHost(), transport.getPeer()
+        self._noteDecision(decision)
+        self.record.remote = formatHostPort(remote.host, remote.port)
+        self.transport.write(self.codec.reply(ReplyCode.SUCCEEDED, ip_address(local.host), local.port))
+        self.record.reply = 0 if self.codec.version == 5 else 90
+        relay = self.relay = Relay(
+            self.transport,
+            transport,
+            self._relayEnded,
+            self.factory.reactor,
+            self.factory.config.idleTimeout,
+        )
+        destination.relay = relay
+        relay.start(self.codec.takeTrailingData(), self._clientFinished)
+
+    def _connectFailed(self, failure: Failure) -> None:
+        self._pending = None
+        if self._lost:
+            return
+        refusal = refusalForFailure(failure)
+        if refusal.reply == ReplyCode.GENERAL_FAILURE and refusal.outcome == "error":
+            self.log.failure(
+                "access policy failed for session {session}", failure, session=self.record.session
+            )  # type: ignore[union-attr]
+        self._refuseRequest(refusal)
+
+    def _internalError(self, failure: Failure) -> None:
+        self.log.failure(
+            "unexpected error in session {session}", failure, session=getattr(self.record, "session", None)
+        )
+        if not self._lost and self.relay is None:
+            self._refuseRequest(RequestRefused(ReplyCode.GENERAL_FAILURE, "error", "internal error"))
+        self.transport.loseConnection()
+
+    def _refuseRequest(self, refusal: RequestRefused) -> None:
+        if refusal.decision is not None:
+            self._noteDecision(refusal.decision)
+        self.transport.write(self.codec.reply(refusal.reply))
+        code = int(refusal.reply) if self.codec.version == 5 else 91
+        self._refuse(refusal.outcome, code, refusal.reason)
+
+    def _noteDecision(self, decision: Decision) -> None:
+        assert self.record is not None
+        self.record.rule = decision.rule
+        self.record.message = decision.message
+
+    def _refuse(self, outcome: str, reply: int | None, message: str) -> None:
+        self._finish(outcome, reply, message)
+        self.transport.loseConnection()
+
+    def _finish(self, outcome: str, reply: int | None, message: str) -> None:
+        record = self.record
+        if record is None or record.outcome is not None:
+            return
+        record.outcome, record.reply = outcome, reply
+        if record.version is None and self.codec.version is not None:
+            record.version = str(self.codec.version)
+        if message and not record.message:
+            record.message = message
+        emitSession(record, self.factory.reactor.seconds())
+
+    def _relayEnded(self, why: str) -> None:
+        assert self.record is not None and self.relay is not None
+        self.record.bytes_out, self.record.bytes_in = self.relay.bytesOut, self.relay.bytesIn
+        self._finish("closed", self.record.reply, "")
+
+    def _handshakeTimedOut(self) -> None:
+        self._handshakeCall = None
+        seconds = self.factory.config.handshakeTimeout
+        self._refuse("timeout", None, f"no complete request within {seconds:g} seconds")
+
+    def _cancelHandshakeTimer(self) -> None:
+        if self._handshakeCall is not None:
+            self._handshakeCall.cancel()
+            self._handshakeCall = None
+
+
+class SOCKSServerFactory(Factory):
+    """
+    Serves SOCKS4, SOCKS4a and SOCKS5 on one listener.
+
+    @ivar reactor: the reactor for connections and timers.
+    @ivar config: the C{[server]} settings.
+    @ivar policy: the L{IAccessPolicy} consulted for every request.
+    @ivar listener: the description of the endpoint this factory serves,
+        given to the policy and the session log.
+    @ivar resolver: the L{IHostnameResolver} for destination names.
+    @ivar sessions: the L{SessionTable}, shared by a gateway's listeners.
+    @ivar bindHost: the source address of outgoing connections, or L{None}.
+    """
+
+    protocol = SOCKSServerProtocol  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        reactor: Any = None,
+        config: ServerConfig | None = None,
+        policy: IAccessPolicy | None = None,
+        listener: str = "",
+        resolver: IHostnameResolver | None = None,
+        sessions: SessionTable | None = None,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as globalReactor
+
+            reactor = globalReactor
+        self.reactor = reactor
+        self.config = config if config is not None else ServerConfig()
+        self.policy = policy if policy is not None else LoopbackOnlyPolicy()
+        self.listener = listener
+        self.resolver = resolver if resolver is not None else reactor.nameResolver
+        self.sessions = sessions if sessions is not None else SessionTable()
+        external = ip_address(self.config.external)
+        self.bindHost: IPv4Address | IPv6Address | None = None if external.is_unspecified else external
+
+    def buildProtocol(self, addr: Any) -> SOCKSServerProtocol:
+        """
+        Build the protocol for one client connection.
+        """
+        return self.protocol(self)

@@ -1,0 +1,80 @@
+"""
+The session record: one for every request, emitted from this one place as
+a L{twisted.logger} event in the C{socksgate.session} namespace.
+
+Granted sessions are emitted when they end, refused ones at once.  The
+event's C{record} key holds the record as a dict with the fields of the
+session log (see SPEC), ready to be written as a JSON line.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from twisted.logger import Logger
+
+log = Logger(namespace="socksgate.session")
+
+
+def newSessionID() -> str:
+    """
+    A random identifier for a session, unique enough to grep a log for.
+    """
+    return secrets.token_hex(4)
+
+
+@dataclass
+class SessionRecord:
+    """
+    What the session log says about one request.
+
+    C{time} is when the request arrived (ISO 8601, UTC); C{started} is the
+    same instant in the reactor's clock, used for C{duration}.
+    """
+
+    session: str
+    listener: str
+    client: str
+    started: float
+    time: str = ""
+    version: str | None = None
+    auth: str = "none"
+    user: str | None = None
+    ident: str | None = None
+    command: str | None = None
+    destination: str | None = None
+    remote: str | None = None
+    outcome: str | None = None
+    reply: int | None = None
+    rule: int | None = None
+    message: str = ""
+    bytes_out: int = 0
+    bytes_in: int = 0
+    duration: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.time:
+            now = datetime.now(UTC)
+            self.time = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+    def asDict(self) -> dict[str, object]:
+        """
+        The record as the session log writes it.
+        """
+        record = asdict(self)
+        del record["started"]
+        return record
+
+
+def emitSession(record: SessionRecord, now: float) -> None:
+    """
+    Emit C{record}, finished at C{now} (in the clock of C{record.started}).
+    """
+    record.duration = round(max(0.0, now - record.started), 3)
+    log.info(
+        "session {record[session]} {record[outcome]}: {record[client]} "
+        "{record[command]} {record[destination]} reply={record[reply]} {record[message]}",
+        record=record.asDict(),
+    )

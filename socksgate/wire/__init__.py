@@ -1,0 +1,82 @@
+"""
+The SOCKS wire codec: messages of SOCKS4, SOCKS4a, SOCKS5, RFC 1929 and the
+SOCKS5 UDP header, their parsers, and the server-side handshake state
+machine.  It does no I/O and imports nothing but the standard library.
+
+Every C{parse...} function takes the bytes received so far and returns
+C{(message, bytesConsumed)}, or L{None} when the bytes hold only part of a
+message; it raises L{MalformedMessage} when they cannot become one.  Every
+message has C{toBytes()}.
+"""
+
+from ._addresses import Host, decodeHostname, encodeAddress, encodeHostname, parseAddress
+from ._constants import (
+    MAX_HOSTNAME_LENGTH,
+    MAX_USERID_LENGTH,
+    AddressType,
+    AuthStatus,
+    Command,
+    Method,
+    ReplyCode,
+    SOCKS4ReplyCode,
+)
+from ._errors import LocalProtocolError, MalformedMessage, RemoteProtocolError, SOCKSProtocolError
+from ._server import MAX_HANDSHAKE_BUFFER, NEED_DATA, ServerState, SOCKSServerConnection
+from ._socks4 import SOCKS4Reply, SOCKS4Request, parseSOCKS4Reply, parseSOCKS4Request
+from ._socks5 import (
+    SOCKS5Greeting,
+    SOCKS5MethodSelection,
+    SOCKS5Reply,
+    SOCKS5Request,
+    UsernamePasswordReply,
+    UsernamePasswordRequest,
+    parseSOCKS5Greeting,
+    parseSOCKS5MethodSelection,
+    parseSOCKS5Reply,
+    parseSOCKS5Request,
+    parseUsernamePasswordReply,
+    parseUsernamePasswordRequest,
+)
+from ._udp import UDPDatagram, parseUDPDatagram
+
+__all__ = [
+    "MAX_HANDSHAKE_BUFFER",
+    "MAX_HOSTNAME_LENGTH",
+    "MAX_USERID_LENGTH",
+    "NEED_DATA",
+    "AddressType",
+    "AuthStatus",
+    "Command",
+    "Host",
+    "LocalProtocolError",
+    "MalformedMessage",
+    "Method",
+    "RemoteProtocolError",
+    "ReplyCode",
+    "SOCKS4Reply",
+    "SOCKS4ReplyCode",
+    "SOCKS4Request",
+    "SOCKS5Greeting",
+    "SOCKS5MethodSelection",
+    "SOCKS5Reply",
+    "SOCKS5Request",
+    "SOCKSProtocolError",
+    "SOCKSServerConnection",
+    "ServerState",
+    "UDPDatagram",
+    "UsernamePasswordReply",
+    "UsernamePasswordRequest",
+    "decodeHostname",
+    "encodeAddress",
+    "encodeHostname",
+    "parseAddress",
+    "parseSOCKS4Reply",
+    "parseSOCKS4Request",
+    "parseSOCKS5Greeting",
+    "parseSOCKS5MethodSelection",
+    "parseSOCKS5Reply",
+    "parseSOCKS5Request",
+    "parseUDPDatagram",
+    "parseUsernamePasswordReply",
+    "parseUsernamePasswordRequest",
+]
