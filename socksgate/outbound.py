@@ -183,7 +183,11 @@ def _reactorResolvingTo(reactor: Any, addresses: Iterable[IPAddress]) -> Any:
         class ResolvedReactor(base):  # type: ignore[misc, valid-type]
             def __init__(self, original: Any, nameResolver: IHostnameResolver) -> None:
                 super().__init__(original)
-                self.nameResolver = nameResolver
+                self._fixedResolver = nameResolver
+
+            @property
+            def nameResolver(self) -> IHostnameResolver:
+                return self._fixedResolver
 
         proxyClass = _resolvedReactorClasses[interfaces] = ResolvedReactor
     return proxyClass(reactor, _FixedResolver(addresses))

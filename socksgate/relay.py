@@ -26,7 +26,8 @@ class Relay:
 
     The owner feeds it what each side does (C{fromClient},
     C{clientFinished}, C{clientLost} and the destination's counterparts);
-    it calls C{onEnd} once, with the reason, when the session is over.
+    it calls C{onEnd} once, with the reason, when the session is over, and
+    C{onClosed} once both connections are gone.
 
     @ivar bytesOut: bytes the client sent towards the destination.
     @ivar bytesIn: bytes the destination sent back.
@@ -39,10 +40,13 @@ class Relay:
         onEnd: Callable[[str], None],
         clock: IReactorTime,
         idleTimeout: float = 0.0,
+        onClosed: Callable[[], None] | None = None,
     ) -> None:
         self.client, self.destination = client, destination
         self.bytesOut = self.bytesIn = 0
         self._onEnd = onEnd
+        self._onClosed = onClosed
+        self._connectionsOpen = 2
         self._clock = clock
         self._idleTimeout = idleTimeout
         self._idleCall: IDelayedCall | None = None
@@ -92,6 +96,7 @@ class Relay:
         """
         if not self._clientDone:
             self._clientDone = True
+            self.destination.unregisterProducer()
             self.destination.loseWriteConnection()
             self._endIfBothDone()
 
@@ -101,6 +106,7 @@ class Relay:
         """
         if not self._destinationDone:
             self._destinationDone = True
+            self.client.unregisterProducer()
             self.client.loseWriteConnection()
             self._endIfBothDone()
 
@@ -109,12 +115,26 @@ class Relay:
         The client's connection is gone: close the destination's.
         """
         self._end("client closed", self.destination)
+        self._connectionClosed()
 
     def destinationLost(self, reason: Failure) -> None:
         """
         The destination's connection is gone: close the client's.
         """
         self._end("destination closed", self.client)
+        self._connectionClosed()
+
+    def abort(self) -> None:
+        """
+        Drop both connections at once, discarding what is buffered.
+        """
+        self.client.abortConnection()
+        self.destination.abortConnection()
+
+    def _connectionClosed(self) -> None:
+        self._connectionsOpen -= 1
+        if not self._connectionsOpen and self._onClosed is not None:
+            self._onClosed()
 
     def close(self, why: str) -> None:
         """
@@ -136,6 +156,9 @@ class Relay:
 
     def _end(self, why: str, *transports: Any) -> None:
         for transport in transports:
+            # A transport with a paused producer would wait for it before
+            # closing: it has nothing more to wait for.
+            transport.unregisterProducer()
             transport.loseConnection()
         if self._ended:
             return

@@ -13,7 +13,7 @@ from collections import Counter
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IHalfCloseableProtocol, IHostnameResolver
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
@@ -77,6 +77,18 @@ class SessionTable:
     def __init__(self) -> None:
         self.open: set[SOCKSServerProtocol] = set()
         self._perClient: Counter[IPAddress | None] = Counter()
+        self._emptyWaiters: list[Deferred[None]] = []
+
+    def whenEmpty(self) -> Deferred[None]:
+        """
+        A Deferred that fires when no connection is open, client or
+        destination.
+        """
+        if not self.open:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._emptyWaiters.append(waiter)
+        return waiter
 
     def admit(self, protocol: SOCKSServerProtocol, client: IPAddress | None, config: ServerConfig) -> str:
         """
@@ -101,6 +113,10 @@ class SessionTable:
             self._perClient[client] -= 1
             if not self._perClient[client]:
                 del self._perClient[client]
+        if not self.open:
+            waiters, self._emptyWaiters = self._emptyWaiters, []
+            for waiter in waiters:
+                waiter.callback(None)
 
 
 class _DestinationFactory(Factory):
@@ -207,6 +223,18 @@ class SOCKSServerProtocol(Protocol):
                 pending.cancel()
             if self._receivedAny:
                 self._finish("error", None, "client closed before the reply")
+            self._release()
+
+    def abortConnection(self) -> None:
+        """
+        Drop the client's connection, and the destination's if any, at once.
+        """
+        if self.relay is not None:
+            self.relay.abort()
+        else:
+            self.transport.abortConnection()
+
+    def _release(self) -> None:
         self.factory.sessions.release(self, self.client)
 
     def _readMessages(self) -> None:
@@ -312,6 +340,7 @@ class SOCKSServerProtocol(Protocol):
             self._relayEnded,
             self.factory.reactor,
             self.factory.config.idleTimeout,
+            self._release,
         )
         destination.relay = relay
         relay.start(self.codec.takeTrailingData(), self._clientFinished)

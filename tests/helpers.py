@@ -1,0 +1,156 @@
+"""
+Shared pieces of socksgate's own tests: a raw byte client over real
+loopback sockets, a resolver the test controls, and SOCKS messages written
+out by hand.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.interfaces import IHalfCloseableProtocol, IHostnameResolver, IResolutionReceiver
+from twisted.internet.protocol import Protocol
+from twisted.python.failure import Failure
+from twisted.trial.unittest import TestCase
+from zope.interface import implementer
+
+
+class LoopbackTestCase(TestCase):
+    """
+    A test over real loopback sockets: none should take more than seconds.
+    """
+
+    timeout = 30
+
+
+@implementer(IHalfCloseableProtocol)
+class RawClient(Protocol):
+    """
+    A client that sends bytes and waits for bytes, for driving a gateway
+    by hand.
+
+    @ivar closed: fires when the connection is lost.
+    @ivar readClosed: fires when the peer sends its FIN.
+    @ivar closeOnFIN: whether to close our side too when the peer's FIN
+        arrives; a test of half-close sets it to C{False} to keep sending.
+    """
+
+    closeOnFIN = True
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.closed: Deferred[None] = Deferred()
+        self.readClosed: Deferred[None] = Deferred()
+        self._waiter: tuple[int, Deferred[bytes]] | None = None
+
+    def dataReceived(self, data: bytes) -> None:
+        self.buffer += data
+        self._check()
+
+    def readConnectionLost(self) -> None:
+        self.readClosed.callback(None)
+        self._check()
+        if self.closeOnFIN:
+            self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        if not self.readClosed.called:
+            self.readClosed.callback(None)
+        self.closed.callback(None)
+        self._check()
+
+    def receive(self, count: int) -> Deferred[bytes]:
+        """
+        Wait for exactly C{count} bytes (fewer if the connection ends).
+        """
+        waiter: Deferred[bytes] = Deferred()
+        self._waiter = (count, waiter)
+        self._check()
+        return waiter
+
+    def receiveAll(self) -> Deferred[bytes]:
+        """
+        Wait for everything until the peer closes its side.
+        """
+        return self.receive(-1)
+
+    def _check(self) -> None:
+        if self._waiter is None:
+            return
+        count, waiter = self._waiter
+        done = self.readClosed.called
+        if (count >= 0 and len(self.buffer) >= count) or done:
+            size = len(self.buffer) if count < 0 else min(count, len(self.buffer))
+            data = bytes(self.buffer[:size])
+            del self.buffer[:size]
+            self._waiter = None
+            waiter.callback(data)
+
+
+async def connectRaw(port: int, host: str = "127.0.0.1") -> RawClient:
+    """
+    Connect a L{RawClient} to C{host:port}.
+    """
+    return await connectProtocol(TCP4ClientEndpoint(reactor, host, port), RawClient())
+
+
+@implementer(IHostnameResolver)
+class FakeResolver:
+    """
+    A resolver that knows only the names it is given.
+
+    @ivar asked: the names it was asked for, in order.
+    """
+
+    def __init__(self, names: dict[str, list[str]]) -> None:
+        self.names = names
+        self.asked: list[str] = []
+
+    def resolveHostName(
+        self,
+        receiver: IResolutionReceiver,
+        hostName: str,
+        portNumber: int = 0,
+        addressTypes: Any = None,
+        transportSemantics: str = "TCP",
+    ) -> IResolutionReceiver:
+        self.asked.append(hostName)
+        receiver.resolutionBegan(None)
+        for address in self.names.get(hostName, []):
+            kind = IPv6Address if ":" in address else IPv4Address
+            receiver.addressResolved(kind("TCP", address, portNumber))
+        receiver.resolutionComplete()
+        return receiver
+
+
+def socks5Connect(host: bytes, port: int, atyp: int = 3) -> bytes:
+    """
+    A SOCKS5 greeting offering no authentication, then a CONNECT request,
+    written out field by field (RFC 1928).
+    """
+    if atyp == 3:
+        address = bytes([len(host)]) + host
+    else:
+        address = host
+    return b"\x05\x01\x00" + b"\x05\x01\x00" + bytes([atyp]) + address + port.to_bytes(2, "big")
+
+
+def socks4Connect(port: int, ip: bytes = b"\x7f\x00\x00\x01", userid: bytes = b"") -> bytes:
+    """
+    A SOCKS4 CONNECT request, field by field.
+    """
+    return b"\x04\x01" + port.to_bytes(2, "big") + ip + userid + b"\x00"
+
+
+def socks4aConnect(port: int, name: bytes, userid: bytes = b"") -> bytes:
+    """
+    A SOCKS4a CONNECT request naming C{name}, field by field.
+    """
+    return b"\x04\x01" + port.to_bytes(2, "big") + b"\x00\x00\x00\x01" + userid + b"\x00" + name + b"\x00"

@@ -1,0 +1,389 @@
+"""
+The gateway over real loopback sockets, driven byte by byte as the
+protocol documents describe.
+"""
+
+from __future__ import annotations
+
+import socket
+from ipaddress import IPv4Address
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import globalLogPublisher
+from twisted.trial.unittest import TestCase
+from zope.interface import implementer
+
+from socksgate.config import ServerConfig
+from socksgate.testing import startEchoServer, startGateway, startSinkServer
+
+from .helpers import FakeResolver, LoopbackTestCase, connectRaw, socks4aConnect, socks4Connect, socks5Connect
+
+SUCCESS_V4_HEAD = b"\x05\x00\x00\x01"
+
+
+def collectSessions(testCase: TestCase) -> list[dict]:
+    """
+    Collect the session records emitted while the test runs.
+    """
+    records: list[dict] = []
+
+    def observer(event: dict) -> None:
+        if event.get("log_namespace") == "socksgate.session":
+            records.append(event["record"])
+
+    globalLogPublisher.addObserver(observer)
+    testCase.addCleanup(globalLogPublisher.removeObserver, observer)
+    return records
+
+
+def freePort() -> int:
+    """
+    A loopback port nobody listens on (bound, then released).
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class SOCKS5ConnectTests(LoopbackTestCase):
+    """
+    SOCKS5 CONNECT to IPv4, IPv6 and named destinations.
+    """
+
+    async def test_connectIPv4(self) -> None:
+        """
+        The reply is success with BND.ADDR/BND.PORT the gateway's own end
+        of the outgoing connection, and bytes are relayed both ways.
+        """
+        gateway, echo = startGateway(self), startEchoServer(self)
+        client = await connectRaw(gateway.port)
+        client.transport.write(socks5Connect(b"\x7f\x00\x00\x01", echo.port, atyp=1))
+        self.assertEqual(await client.receive(2), b"\x05\x00")
+        reply = await client.receive(10)
+        self.assertEqual(reply[:4], SUCCESS_V4_HEAD)
+        self.assertEqual(reply[4:8], b"\x7f\x00\x00\x01")
+        outgoing = echo.connections[0].transport.getPeer()
+        self.assertEqual(int.from_bytes(reply[8:10], "big"), outgoing.port)
+        client.transport.write(b"ping" * 1000)
+        self.assertEqual(await client.receive(4000), b"ping" * 1000)
+        client.transport.loseConnection()
+        await client.closed
+
+    async def test_connectIPv6(self) -> None:
+        """
+        A request with ATYP 4 reaches an IPv6 destination, and the reply's
+        BND.ADDR is IPv6 too.
+        """
+        gateway, echo = startGateway(self), startEchoServer(self, interface="::1")
+        client = await connectRaw(gateway.port)
+        client.transport.write(socks5Connect(b"\x00" * 15 + b"\x01", echo.port, atyp=4))
+        self.assertEqual(await client.receive(2), b"\x05\x00")
+        reply = await client.receive(22)
+        self.assertEqual(reply[:4], b"\x05\x00\x00\x04")
+        self.assertEqual(reply[4:20], b"\x00" * 15 + b"\x01")
+        client.transport.write(b"six")
+        self.assertEqual(await client.receive(3), b"six")
+        client.transport.loseConnection()
+
+    async def test_connectName(self) -> None:
+        """
+        A name is resolved through the gateway's resolver and connected.
+        """
+        resolver = FakeResolver({"echo.test": ["127.0.0.1"]})
+        gateway, echo = startGateway(self, resolver=resolver), startEchoServer(self)
+        client = await connectRaw(gateway.port)
+        client.transport.write(socks5Connect(b"echo.test", echo.port))
+        await client.receive(2)
+        self.assertEqual((await client.receive(10))[:4], SUCCESS_V4_HEAD)
+        client.transport.write(b"named")
+        self.assertEqual(await client.receive(5), b"named")
+        self.assertEqual(resolver.asked, ["echo.test"])
+        client.transport.loseConnection()
+
+    async def test_nameTriesEveryAddress(self) -> None:
+        """
+        When the first address a name resolves to refuses, the next one is
+        tried, as HostnameEndpoint does.
+        """
+        echo = startEchoServer(self)
+        resolver = FakeResolver({"two.test": ["127.0.0.2", "127.0.0.1"]})
+        gateway = startGateway(self, resolver=resolver)
+        client = await connectRaw(gateway.port)
+        client.transport.write(socks5Connect(b"two.test", echo.port))
+        await client.receive(2)
+        self.assertEqual((await client.receive(10))[:4], SUCCESS_V4_HEAD)
+        client.transport.write(b"x")
+        self.assertEqual(await client.receive(1), b"x")
+        client.transport.loseConnection()
+
+    async def test_earlyDataIsRelayed(self) -> None:
+        """
+        Bytes sent in the same write as the greeting and request are not
+        lost: they reach the destination once it is connected.
+        """
+        gateway, echo = startGateway(self), startEchoServer(self)
+        client = await connectRaw(gateway.port)
+        client.transport.write(socks5Connect(b"localhost", echo.port) + b"early bird")
+        await client.receive(2)
+        await client.receive(10)
+        self.assertEqual(await client.receive(10), b"early bird")
+        client.transport.loseConnection()
+
+    async def test_connectionRefused(self) -> None:
+        """
+        A destination port nobody listens on gets REP 0x05.
+        """
+        gateway = startGateway(self)
+        records = collectSessions(self)
+        client = await connectRaw(gateway.port)
+        client.transport.write(socks5Connect(b"\x7f\x00\x00\x01", freePort(), atyp=1))
+        await client.receive(2)
+        self.assertEqual(await client.receive(10), b"\x05\x05\x00\x01" + b"\x00" * 6)
+        await client.closed
+        self.assertEqual([r["outcome"] for r in records], ["failed"])
+        self.assertEqual(records[0]["reply"], 5)
+
+    async def test_nameDoesNotResolve(self) -> None:
+        """
+        A name that resolves to nothing gets REP 0x04.
+        """
+        resolver = FakeResolver({})
+        gateway = startGateway(self, resolver=resolver)
+        client = await connectRaw(gateway.port)
+        client.transport.write(socks5Connect(b"nowhere.test", 80))
+        await client.receive(2)
+        self.assertEqual(await client.receive(10), b"\x05\x04\x00\x01" + b"\x00" * 6)
+        await client.closed
+        self.assertEqual(resolver.asked, ["nowhere.test"])
+
+    async def test_externalOfOtherFamily(self) -> None:
+        """
+        With an IPv4 C{external} address, an IPv6 destination cannot be
+        reached: REP 0x03, network unreachable.
+        """
+        gateway = startGateway(self, config=ServerConfig(external="127.0.0.1"))
+        client = await connectRaw(gateway.port)
+        client.transport.write(socks5Connect(b"\x00" * 15 + b"\x01", 80, atyp=4))
+        await client.receive(2)
+        self.assertEqual((await client.receive(10))[:2], b"\x05\x03")
+
+    async def test_externalIsSourceAddress(self) -> None:
+        """
+        Outgoing connections leave from the C{external} address.
+        """
+        gateway = startGateway(self, config=ServerConfig(external="127.0.0.3"))
+        echo = startEchoServer(self)
+        client = await connectRaw(gateway.port)
+        client.transport.write(socks5Connect(b"\x7f\x00\x00\x01", echo.port, atyp=1))
+        await client.receive(2)
+        reply = await client.receive(10)
+        self.assertEqual(reply[4:8], IPv4Address("127.0.0.3").packed)
+        self.assertEqual(echo.connections[0].transport.getPeer().host, "127.0.0.3")
+        client.transport.loseConnection()
+
+    async def test_disabledCommand(self) -> None:
+        """
+        BIND and UDP ASSOCIATE, not supported yet, get REP 0x07.
+        """
+        gateway = startGateway(self)
+        for command in (2, 3):
+            client = await connectRaw(gateway.port)
+            client.transport.write(b"\x05\x01\x00\x05" + bytes([command]) + b"\x00\x01" + b"\x00" * 6)
+            await client.receive(2)
+            self.assertEqual((await client.receive(10))[:2], b"\x05\x07")
+            await client.closed
+
+    async def test_disabledVersion(self) -> None:
+        """
+        With only SOCKS4 enabled, a SOCKS5 greeting is answered with
+        "no acceptable methods".
+        """
+        gateway = startGateway(self, config=ServerConfig(versions=frozenset({"4"})))
+        client = await connectRaw(gateway.port)
+        client.transport.write(b"\x05\x01\x00")
+        self.assertEqual(await client.receiveAll(), b"\x05\xff")
+
+
+class SOCKS4ConnectTests(LoopbackTestCase):
+    """
+    SOCKS4 and SOCKS4a CONNECT.
+    """
+
+    async def test_socks4(self) -> None:
+        """
+        A SOCKS4 request is granted with CD 90 and relayed; the USERID is
+        recorded as the claimed user.
+        """
+        gateway, echo = startGateway(self), startEchoServer(self)
+        records = collectSessions(self)
+        client = await connectRaw(gateway.port)
+        client.transport.write(socks4Connect(echo.port, userid=b"alice"))
+        reply = await client.receive(8)
+        self.assertEqual(reply[:2], b"\x00\x5a")
+        client.transport.write(b"four")
+        self.assertEqual(await client.receive(4), b"four")
+        client.transport.loseConnection()
+        await client.closed
+        await gateway.sessions.whenEmpty()
+        self.assertEqual(records[0]["user"], "alice")
+        self.assertEqual(records[0]["version"], "4")
+        self.assertEqual((records[0]["bytes_out"], records[0]["bytes_in"]), (4, 4))
+
+    async def test_socks4a(self) -> None:
+        """
+        A SOCKS4a request's host name is resolved by the gateway.
+        """
+        resolver = FakeResolver({"echo.test": ["127.0.0.1"]})
+        gateway, echo = startGateway(self, resolver=resolver), startEchoServer(self)
+        client = await connectRaw(gateway.port)
+        client.transport.write(socks4aConnect(echo.port, b"echo.test") + b"early")
+        self.assertEqual((await client.receive(8))[:2], b"\x00\x5a")
+        self.assertEqual(await client.receive(5), b"early")
+        client.transport.loseConnection()
+
+    async def test_socks4Refused(self) -> None:
+        """
+        A refused connection gets CD 91.
+        """
+        gateway = startGateway(self)
+        client = await connectRaw(gateway.port)
+        client.transport.write(socks4Connect(freePort()))
+        self.assertEqual((await client.receiveAll())[:2], b"\x00\x5b")
+
+
+@implementer(IHalfCloseableProtocol)
+class _AnswerAfterFIN(Protocol):
+    """
+    A destination that collects what it gets and, when the client has
+    finished sending, answers and closes.
+    """
+
+    def __init__(self) -> None:
+        self.received = b""
+        self.done: Deferred[None] = Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+
+    def readConnectionLost(self) -> None:
+        self.transport.write(b"answer to " + self.received)
+        self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+    def connectionLost(self, reason: object = None) -> None:
+        self.done.callback(None)
+
+
+@implementer(IHalfCloseableProtocol)
+class _SpeakThenFIN(Protocol):
+    """
+    A destination that greets, sends its FIN, and keeps reading.
+    """
+
+    def __init__(self) -> None:
+        self.received = b""
+        self.finished: Deferred[bytes] = Deferred()
+
+    def connectionMade(self) -> None:
+        self.transport.write(b"bye")
+        self.transport.loseWriteConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+
+    def readConnectionLost(self) -> None:
+        self.finished.callback(self.received)
+        self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+
+class HalfCloseTests(LoopbackTestCase):
+    """
+    A FIN from either side is passed on, and the other direction goes on.
+    """
+
+    async def listen(self, protocol: Protocol) -> int:
+        port = reactor.listenTCP(0, Factory.forProtocol(lambda: protocol), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        return port.getHost().port
+
+    async def test_clientFinishesFirst(self) -> None:
+        """
+        A client that shuts down its sending side still receives the
+        destination's answer, and the session then ends.
+        """
+        destination = _AnswerAfterFIN()
+        port = await self.listen(destination)
+        gateway = startGateway(self)
+        records = collectSessions(self)
+        client = await connectRaw(gateway.port)
+        client.transport.write(socks5Connect(b"\x7f\x00\x00\x01", port, atyp=1))
+        await client.receive(12)
+        client.transport.write(b"question")
+        client.transport.loseWriteConnection()
+        self.assertEqual(await client.receiveAll(), b"answer to question")
+        await client.closed
+        await destination.done
+        await gateway.sessions.whenEmpty()
+        self.assertEqual(records[0]["outcome"], "closed")
+        self.assertEqual((records[0]["bytes_out"], records[0]["bytes_in"]), (8, 18))
+
+    async def test_clientFinishesWithRequest(self) -> None:
+        """
+        A client that sends its request, data and FIN all at once gets the
+        answer: the FIN waits until the destination is connected.
+        """
+        destination = _AnswerAfterFIN()
+        port = await self.listen(destination)
+        gateway = startGateway(self)
+        client = await connectRaw(gateway.port)
+        client.transport.write(socks4Connect(port) + b"all at once")
+        client.transport.loseWriteConnection()
+        received = await client.receiveAll()
+        self.assertEqual(received[8:], b"answer to all at once")
+
+    async def test_destinationFinishesFirst(self) -> None:
+        """
+        When the destination sends its FIN first, the client sees the end
+        of the stream and can still send.
+        """
+        destination = _SpeakThenFIN()
+        port = await self.listen(destination)
+        gateway = startGateway(self)
+        client = await connectRaw(gateway.port)
+        client.closeOnFIN = False
+        client.transport.write(socks5Connect(b"\x7f\x00\x00\x01", port, atyp=1))
+        await client.receive(12)
+        self.assertEqual(await client.receiveAll(), b"bye")
+        client.transport.write(b"still talking")
+        client.transport.loseWriteConnection()
+        self.assertEqual(await destination.finished, b"still talking")
+        await gateway.sessions.whenEmpty()
+        client.transport.loseConnection()
+
+
+class TeardownTests(LoopbackTestCase):
+    """
+    The gateway lets go of connections it no longer needs.
+    """
+
+    async def test_clientGoneClosesDestination(self) -> None:
+        """
+        When the client disconnects, the destination connection is closed
+        and the session table empties.
+        """
+        gateway, sink = startGateway(self), startSinkServer(self)
+        client = await connectRaw(gateway.port)
+        client.transport.write(socks5Connect(b"\x7f\x00\x00\x01", sink.port, atyp=1) + b"data")
+        await client.receive(12)
+        client.transport.abortConnection()
+        await gateway.sessions.whenEmpty()
+        await sink.connections[0].closed
+        self.assertEqual(sink.bytesReceived, 4)
