@@ -15,7 +15,7 @@ from typing import Any
 from twisted.internet import defer, error
 from twisted.internet.address import IPv4Address as TwistedIPv4Address
 from twisted.internet.address import IPv6Address as TwistedIPv6Address
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint
 from twisted.internet.interfaces import (
     IHostnameResolver,
@@ -25,6 +25,7 @@ from twisted.internet.interfaces import (
     IReactorPluggableNameResolver,
     IResolutionReceiver,
 )
+from twisted.logger import Logger
 from twisted.python.components import proxyForInterface
 from twisted.python.failure import Failure
 from zope.interface import implementer, providedBy
@@ -32,6 +33,8 @@ from zope.interface.interface import InterfaceClass
 
 from .policy import AccessRequest, Decision, IPAddress
 from .wire import ReplyCode
+
+log = Logger()
 
 
 class RequestRefused(Exception):
@@ -81,6 +84,8 @@ def refusalForFailure(failure: Failure) -> RequestRefused:
         return RequestRefused(ReplyCode.NETWORK_UNREACHABLE, "failed", reason)
     if isinstance(value, error.ConnectError) and value.osError in _ERRNO_REPLIES:
         return RequestRefused(_ERRNO_REPLIES[value.osError], "failed", reason)
+    if not isinstance(value, (error.ConnectError, OSError, error.ConnectingCancelledError, CancelledError)):
+        log.failure("unexpected failure while connecting", failure)
     return RequestRefused(ReplyCode.GENERAL_FAILURE, "failed", reason)
 
 
@@ -300,10 +305,11 @@ async def _decideOne(decide: Callable[[AccessRequest], Any], request: AccessRequ
     """
     try:
         decision = await maybeDeferred(decide, request)
-    except Exception as failure:
+    except Exception as problem:
+        log.failure("the access policy failed on {request!r}", Failure(), request=request)
         raise RequestRefused(
-            ReplyCode.GENERAL_FAILURE, "error", f"the access policy failed: {failure!r}"
-        ) from failure
+            ReplyCode.GENERAL_FAILURE, "error", f"the access policy failed: {problem!r}"
+        ) from None
     if not isinstance(decision, Decision):
         raise RequestRefused(ReplyCode.GENERAL_FAILURE, "error", f"the access policy answered {decision!r}")
     return decision

@@ -350,10 +350,6 @@ class SOCKSServerProtocol(Protocol):
         if self._lost:
             return
         refusal = refusalForFailure(failure)
-        if refusal.reply == ReplyCode.GENERAL_FAILURE and refusal.outcome == "error":
-            self.log.failure(
-                "access policy failed for session {session}", failure, session=self.record.session
-            )  # type: ignore[union-attr]
         self._refuseRequest(refusal)
 
     def _internalError(self, failure: Failure) -> None:

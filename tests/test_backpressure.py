@@ -1,0 +1,70 @@
+"""
+Back-pressure: a destination that sends far more than a client reads does
+not make the gateway buffer without bound.
+"""
+
+from __future__ import annotations
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall, deferLater
+
+from socksgate.testing import startGateway, startSourceServer
+
+from .helpers import LoopbackTestCase, connectRaw, socks5Connect
+
+SIZE = 64 * 1024 * 1024
+BOUND = 512 * 1024
+
+
+def bufferedBytes(transport: object) -> int:
+    """
+    The bytes a Twisted TCP transport holds in its own write buffer.
+    """
+    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen  # type: ignore[attr-defined]
+
+
+class BackPressureTests(LoopbackTestCase):
+    """
+    The relay stops reading from one side while the other cannot keep up.
+    """
+
+    async def test_slowReaderBoundsBuffer(self) -> None:
+        """
+        A source sends 64 MB to a client that reads nothing after the
+        reply.  The gateway stops reading from the source, the source is
+        paused, and the gateway's own buffers never held more than a few
+        hundred KB on the way there.
+        """
+        gateway = startGateway(self)
+        source = startSourceServer(self, SIZE)
+        client = await connectRaw(gateway.port)
+        client.transport.write(socks5Connect(b"\x7f\x00\x00\x01", source.port, atyp=1))
+        reply = await client.receive(12)
+        self.assertEqual(reply[2:4], b"\x05\x00")
+        client.transport.pauseProducing()
+
+        [session] = gateway.sessions.open
+        clientSide, destinationSide = session.transport, session.relay.destination
+        sender = source.connections[0]
+        largest = 0
+        stalled: Deferred[None] = Deferred()
+
+        def sample() -> None:
+            nonlocal largest
+            largest = max(largest, bufferedBytes(clientSide) + bufferedBytes(destinationSide))
+            if sender.paused and clientSide.producerPaused and not stalled.called:
+                stalled.callback(None)
+
+        sampler = LoopingCall(sample)
+        sampler.start(0.001)
+        self.addCleanup(lambda: sampler.running and sampler.stop())
+        await stalled
+        # Let whatever was in flight settle, then look again.
+        await deferLater(reactor, 0.2, sample)
+        sampler.stop()
+
+        self.assertTrue(sender.paused, "the source was never made to wait")
+        self.assertLess(sender.sent, SIZE)
+        self.assertLess(largest, BOUND)
+        self.assertLess(session.relay.bytesIn, SIZE)
