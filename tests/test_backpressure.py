@@ -53,7 +53,8 @@ class BackPressureTests(LoopbackTestCase):
         def sample() -> None:
             nonlocal largest
             largest = max(largest, bufferedBytes(clientSide) + bufferedBytes(destinationSide))
-            if sender.paused and clientSide.producerPaused and not stalled.called:
+            stalledOrDone = (sender.paused and clientSide.producerPaused) or sender.sent >= SIZE
+            if stalledOrDone and not stalled.called:
                 stalled.callback(None)
 
         sampler = LoopingCall(sample)
