@@ -154,3 +154,53 @@ def socks4aConnect(port: int, name: bytes, userid: bytes = b"") -> bytes:
     A SOCKS4a CONNECT request naming C{name}, field by field.
     """
     return b"\x04\x01" + port.to_bytes(2, "big") + b"\x00\x00\x00\x01" + userid + b"\x00" + name + b"\x00"
+
+
+@implementer(IHalfCloseableProtocol)
+class AnswerAfterFIN(Protocol):
+    """
+    A destination that collects what it gets and, when the client has
+    finished sending, answers and closes.
+    """
+
+    def __init__(self) -> None:
+        self.received = b""
+        self.done: Deferred[None] = Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+
+    def readConnectionLost(self) -> None:
+        self.transport.write(b"answer to " + self.received)
+        self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+    def connectionLost(self, reason: object = None) -> None:
+        self.done.callback(None)
+
+
+@implementer(IHalfCloseableProtocol)
+class SpeakThenFIN(Protocol):
+    """
+    A destination that greets, sends its FIN, and keeps reading.
+    """
+
+    def __init__(self) -> None:
+        self.received = b""
+        self.finished: Deferred[bytes] = Deferred()
+
+    def connectionMade(self) -> None:
+        self.transport.write(b"bye")
+        self.transport.loseWriteConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+
+    def readConnectionLost(self) -> None:
+        self.finished.callback(self.received)
+        self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        pass

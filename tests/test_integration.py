@@ -9,17 +9,23 @@ import socket
 from ipaddress import IPv4Address
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import TestCase
-from zope.interface import implementer
 
 from socksgate.config import ServerConfig
 from socksgate.testing import startEchoServer, startGateway, startSinkServer
 
-from .helpers import FakeResolver, LoopbackTestCase, connectRaw, socks4aConnect, socks4Connect, socks5Connect
+from .helpers import (
+    AnswerAfterFIN,
+    FakeResolver,
+    LoopbackTestCase,
+    SpeakThenFIN,
+    connectRaw,
+    socks4aConnect,
+    socks4Connect,
+    socks5Connect,
+)
 
 SUCCESS_V4_HEAD = b"\x05\x00\x00\x01"
 
@@ -254,56 +260,6 @@ class SOCKS4ConnectTests(LoopbackTestCase):
         self.assertEqual((await client.receiveAll())[:2], b"\x00\x5b")
 
 
-@implementer(IHalfCloseableProtocol)
-class _AnswerAfterFIN(Protocol):
-    """
-    A destination that collects what it gets and, when the client has
-    finished sending, answers and closes.
-    """
-
-    def __init__(self) -> None:
-        self.received = b""
-        self.done: Deferred[None] = Deferred()
-
-    def dataReceived(self, data: bytes) -> None:
-        self.received += data
-
-    def readConnectionLost(self) -> None:
-        self.transport.write(b"answer to " + self.received)
-        self.transport.loseConnection()
-
-    def writeConnectionLost(self) -> None:
-        pass
-
-    def connectionLost(self, reason: object = None) -> None:
-        self.done.callback(None)
-
-
-@implementer(IHalfCloseableProtocol)
-class _SpeakThenFIN(Protocol):
-    """
-    A destination that greets, sends its FIN, and keeps reading.
-    """
-
-    def __init__(self) -> None:
-        self.received = b""
-        self.finished: Deferred[bytes] = Deferred()
-
-    def connectionMade(self) -> None:
-        self.transport.write(b"bye")
-        self.transport.loseWriteConnection()
-
-    def dataReceived(self, data: bytes) -> None:
-        self.received += data
-
-    def readConnectionLost(self) -> None:
-        self.finished.callback(self.received)
-        self.transport.loseConnection()
-
-    def writeConnectionLost(self) -> None:
-        pass
-
-
 class HalfCloseTests(LoopbackTestCase):
     """
     A FIN from either side is passed on, and the other direction goes on.
@@ -319,7 +275,7 @@ class HalfCloseTests(LoopbackTestCase):
         A client that shuts down its sending side still receives the
         destination's answer, and the session then ends.
         """
-        destination = _AnswerAfterFIN()
+        destination = AnswerAfterFIN()
         port = await self.listen(destination)
         gateway = startGateway(self)
         records = collectSessions(self)
@@ -340,7 +296,7 @@ class HalfCloseTests(LoopbackTestCase):
         A client that sends its request, data and FIN all at once gets the
         answer: the FIN waits until the destination is connected.
         """
-        destination = _AnswerAfterFIN()
+        destination = AnswerAfterFIN()
         port = await self.listen(destination)
         gateway = startGateway(self)
         client = await connectRaw(gateway.port)
@@ -354,7 +310,7 @@ class HalfCloseTests(LoopbackTestCase):
         When the destination sends its FIN first, the client sees the end
         of the stream and can still send.
         """
-        destination = _SpeakThenFIN()
+        destination = SpeakThenFIN()
         port = await self.listen(destination)
         gateway = startGateway(self)
         client = await connectRaw(gateway.port)

@@ -174,9 +174,16 @@ class PolicyTests(ServerTestCase):
         self.assertEqual(
             request,
             AccessRequest(
-                client=ip_address("127.0.0.1"), clientPort=40000, listener="tcp:1080",
-                version="4", command="connect", destinationName=None,
-                destinationAddress=ip_address("192.0.2.1"), port=8080, user="bob", auth="none",
+                client=ip_address("127.0.0.1"),
+                clientPort=40000,
+                listener="tcp:1080",
+                version="4",
+                command="connect",
+                destinationName=None,
+                destinationAddress=ip_address("192.0.2.1"),
+                port=8080,
+                user="bob",
+                auth="none",
             ),
         )
 

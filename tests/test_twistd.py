@@ -1,0 +1,126 @@
+"""
+C{twistd socksgate} as administrators run it: a real process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.task import deferLater
+from twisted.internet.utils import getProcessOutputAndValue
+
+from socksgate.testing import startEchoServer
+
+from .helpers import LoopbackTestCase, connectRaw, socks5Connect
+
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+
+def freePort() -> int:
+    """
+    A loopback port nobody listens on right now.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class _Twistd(ProcessProtocol):
+    """
+    A twistd process whose output is collected.
+    """
+
+    def __init__(self) -> None:
+        self.output = b""
+        self.ended: Deferred[int] = Deferred()
+
+    def outReceived(self, data: bytes) -> None:
+        self.output += data
+
+    errReceived = outReceived
+
+    def processEnded(self, reason: object) -> None:
+        self.ended.callback((reason.value.exitCode, reason.value.signal))  # type: ignore[attr-defined]
+
+
+class TwistdTests(LoopbackTestCase):
+    """
+    The twistd plugin, end to end.
+    """
+
+    def twistd(self, *arguments: str) -> Deferred:
+        """
+        Run twistd with C{arguments} in a fresh directory.
+        """
+        directory = self.mktemp()
+        os.makedirs(directory)
+        return getProcessOutputAndValue(
+            TWISTD[0], TWISTD[1:] + list(arguments), env=os.environ, path=directory
+        )
+
+    async def test_pluginListed(self) -> None:
+        """
+        The plugin is found by twistd's plugin scan once installed.
+        """
+        out, err, code = await self.twistd("--help")
+        self.assertEqual(code, 0, err)
+        self.assertIn(b"socksgate", out)
+
+    async def test_pluginHelp(self) -> None:
+        """
+        C{twistd socksgate --help} documents --listen and --config.
+        """
+        out, err, code = await self.twistd("socksgate", "--help")
+        self.assertEqual(code, 0, err)
+        self.assertIn(b"--listen", out)
+        self.assertIn(b"--config", out)
+
+    async def test_configErrorStops(self) -> None:
+        """
+        A configuration error stops twistd with a message naming the file,
+        line, key and problem.
+        """
+        path = os.path.abspath(self.mktemp())
+        with open(path, "w") as stream:
+            stream.write("[server]\nconnect-timeout = 0\n")
+        out, err, code = await self.twistd("-n", "--pidfile=", "socksgate", "-c", path)
+        self.assertNotEqual(code, 0)
+        self.assertIn(f"{path}:2: [server] connect-timeout: must be greater than 0".encode(), out + err)
+
+    async def test_servesAndStops(self) -> None:
+        """
+        C{twistd -n socksgate --listen ...} serves SOCKS5 on the port it is
+        given, logs sessions, and exits cleanly on SIGTERM.
+        """
+        port = freePort()
+        echo = startEchoServer(self)
+        process = _Twistd()
+        transport = reactor.spawnProcess(
+            process,
+            TWISTD[0],
+            TWISTD + ["-n", "--pidfile=", "socksgate", "--listen", f"tcp:{port}:interface=127.0.0.1"],
+            env=os.environ,
+        )
+        self.addCleanup(lambda: process.ended.called or transport.signalProcess("KILL"))
+        for _ in range(200):
+            if b"starting on" in process.output or process.ended.called:
+                break
+            await deferLater(reactor, 0.05, lambda: None)
+        self.assertIn(f"starting on {port}".encode(), process.output)
+        client = await connectRaw(port)
+        client.transport.write(socks5Connect(b"localhost", echo.port) + b"through twistd")
+        self.assertEqual((await client.receive(12))[2:4], b"\x05\x00")
+        self.assertEqual(await client.receive(14), b"through twistd")
+        client.transport.loseConnection()
+        await client.closed
+        transport.signalProcess(signal.SIGTERM)
+        # twistd stops cleanly, then ends by the signal that stopped it.
+        self.assertEqual(await process.ended, (None, signal.SIGTERM), process.output)
+        self.assertIn(b"Server Shut Down.", process.output)
+        self.assertIn(b"socksgate.session", process.output)
