@@ -1,0 +1,57 @@
+"""
+The examples run as they are documented.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+
+from socksgate.testing import startEchoServer
+
+from .helpers import LoopbackTestCase, connectRaw, socks5Connect
+from .test_twistd import _Twistd, freePort
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+
+
+class EmbedExampleTests(LoopbackTestCase):
+    """
+    examples/embed.py: a gateway inside another Twisted program.
+    """
+
+    async def test_embeddedPolicy(self) -> None:
+        """
+        The embedded gateway relays to a loopback destination on a high
+        port, and its own policy refuses a privileged port with 0x02.
+        """
+        port, echo = freePort(), startEchoServer(self)
+        process = _Twistd()
+        transport = reactor.spawnProcess(
+            process, sys.executable,
+            [sys.executable, os.path.join(EXAMPLES, "embed.py"), f"tcp:{port}:interface=127.0.0.1"],
+            env=os.environ,
+        )
+        self.addCleanup(lambda: process.ended.called or transport.signalProcess("KILL"))
+        for _ in range(200):
+            if b"embedded gateway listening" in process.output or process.ended.called:
+                break
+            await deferLater(reactor, 0.05, lambda: None)
+        self.assertIn(b"embedded gateway listening", process.output)
+
+        client = await connectRaw(port)
+        client.transport.write(socks5Connect(b"\x7f\x00\x00\x01", echo.port, atyp=1) + b"hi")
+        self.assertEqual((await client.receive(12))[2:4], b"\x05\x00")
+        self.assertEqual(await client.receive(2), b"hi")
+        client.transport.loseConnection()
+
+        refused = await connectRaw(port)
+        refused.transport.write(socks5Connect(b"\x7f\x00\x00\x01", 22, atyp=1))
+        self.assertEqual((await refused.receiveAll())[2:4], b"\x05\x02")
+
+        transport.signalProcess(signal.SIGINT)
+        await process.ended
