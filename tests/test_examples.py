@@ -32,7 +32,8 @@ class EmbedExampleTests(LoopbackTestCase):
         port, echo = freePort(), startEchoServer(self)
         process = _Twistd()
         transport = reactor.spawnProcess(
-            process, sys.executable,
+            process,
+            sys.executable,
             [sys.executable, os.path.join(EXAMPLES, "embed.py"), f"tcp:{port}:interface=127.0.0.1"],
             env=os.environ,
         )

@@ -2,9 +2,11 @@
 Installing the package makes C{twistd socksgate} appear, with a plain
 install and with a strict editable install.
 
-Each install goes to a directory of its own, and twistd runs with
-C{python -S}, so that only that install (and not the one running these
-tests) can provide the plugin.
+Each test builds the wheel that pip would install (through the build
+backend's PEP 517 and PEP 660 hooks, as pip calls them), unpacks it in a
+directory of its own, and runs twistd with C{python -S}, so that only that
+install (and not the one running these tests) can provide the plugin.
+Nothing installed in the running environment is touched.
 """
 
 from __future__ import annotations
@@ -12,12 +14,23 @@ from __future__ import annotations
 import os
 import sys
 import sysconfig
+import zipfile
 
 from twisted.internet.utils import getProcessOutputAndValue
 
 from .helpers import LoopbackTestCase
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+BUILD = """
+import sys
+from setuptools import build_meta
+hook, directory = sys.argv[1:3]
+if hook == "build_editable":
+    build_meta.build_editable(directory, config_settings={"editable_mode": "strict"})
+else:
+    build_meta.build_wheel(directory)
+"""
 
 PROBE = """
 import site, sys
@@ -42,15 +55,21 @@ class PackagingTests(LoopbackTestCase):
 
     timeout = 120
 
-    async def install(self, *arguments: str) -> str:
-        directory = os.path.abspath(self.mktemp())
+    async def install(self, hook: str) -> str:
+        """
+        Build a wheel with the backend's C{hook} and unpack it, as pip
+        installs it.
+        """
+        wheels, target = os.path.abspath(self.mktemp()), os.path.abspath(self.mktemp())
+        os.makedirs(wheels)
         out, err, code = await getProcessOutputAndValue(
-            sys.executable,
-            ["-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", *arguments, directory],
-            env=os.environ, path=ROOT,
+            sys.executable, ["-c", BUILD, hook, wheels], env=os.environ, path=ROOT
         )
         self.assertEqual(code, 0, err)
-        return directory
+        [wheel] = os.listdir(wheels)
+        with zipfile.ZipFile(os.path.join(wheels, wheel)) as archive:
+            archive.extractall(target)
+        return target
 
     async def probe(self, target: str, mode: str) -> bytes:
         cwd = os.path.abspath(self.mktemp())
@@ -58,7 +77,8 @@ class PackagingTests(LoopbackTestCase):
         out, err, code = await getProcessOutputAndValue(
             sys.executable,
             ["-S", "-c", PROBE, target, mode, sysconfig.get_paths()["purelib"]],
-            env={"PATH": os.environ.get("PATH", "")}, path=cwd,
+            env={"PATH": os.environ.get("PATH", "")},
+            path=cwd,
         )
         self.assertEqual(code, 0, err)
         return out
@@ -67,17 +87,18 @@ class PackagingTests(LoopbackTestCase):
         """
         C{pip install .} puts the plugin where twistd finds it.
         """
-        target = await self.install(".", "--target")
+        target = await self.install("build_wheel")
         out = await self.probe(target, "plain")
         self.assertIn(f"socksgate from {target}".encode(), out)
         self.assertIn(b"socksgate", out.split(b"Commands:")[1])
 
     async def test_strictEditableInstall(self) -> None:
         """
-        C{pip install -e . --config-settings editable_mode=strict} does too.
+        C{pip install -e . --config-settings editable_mode=strict} does too:
+        its path file leads to a tree of links in which Twisted finds the
+        plugin.
         """
-        prefix = await self.install("-e", ".", "--config-settings", "editable_mode=strict", "--prefix")
-        sitePackages = sysconfig.get_path("purelib", vars={"base": prefix, "platbase": prefix})
-        out = await self.probe(sitePackages, "editable")
+        target = await self.install("build_editable")
+        out = await self.probe(target, "editable")
         self.assertIn(b"socksgate from " + os.path.join(ROOT, "build").encode(), out)
         self.assertIn(b"socksgate", out.split(b"Commands:")[1])
