@@ -13,8 +13,6 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
 from twisted.internet import defer, error
-from twisted.internet.address import IPv4Address as TwistedIPv4Address
-from twisted.internet.address import IPv6Address as TwistedIPv6Address
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint
 from twisted.internet.interfaces import (
@@ -32,6 +30,7 @@ from zope.interface import implementer, providedBy
 from zope.interface.interface import InterfaceClass
 
 from .policy import AccessRequest, Decision, IPAddress
+from .resolver import StaticResolver
 from .wire import ReplyCode
 
 log = Logger()
@@ -147,31 +146,6 @@ def resolve(resolver: IHostnameResolver, clock: Any, name: str, timeout: float) 
     return result.addTimeout(timeout, clock, onTimeoutCancel=_timedOut)
 
 
-@implementer(IHostnameResolver)
-class _FixedResolver:
-    """
-    A resolver that answers every question with addresses already known.
-    """
-
-    def __init__(self, addresses: Iterable[IPAddress]) -> None:
-        self._addresses = list(addresses)
-
-    def resolveHostName(
-        self,
-        receiver: IResolutionReceiver,
-        hostName: str,
-        portNumber: int = 0,
-        addressTypes: Any = None,
-        transportSemantics: str = "TCP",
-    ) -> IResolutionReceiver:
-        receiver.resolutionBegan(None)
-        for address in self._addresses:
-            kind = TwistedIPv6Address if isinstance(address, IPv6Address) else TwistedIPv4Address
-            receiver.addressResolved(kind("TCP", str(address), portNumber))
-        receiver.resolutionComplete()
-        return receiver
-
-
 _resolvedReactorClasses: dict[tuple[Any, ...], type] = {}
 
 
@@ -195,7 +169,7 @@ def _reactorResolvingTo(reactor: Any, addresses: Iterable[IPAddress]) -> Any:
                 return self._fixedResolver
 
         proxyClass = _resolvedReactorClasses[interfaces] = ResolvedReactor
-    return proxyClass(reactor, _FixedResolver(addresses))
+    return proxyClass(reactor, StaticResolver(default=addresses))
 
 
 def connectToAddresses(

@@ -29,11 +29,13 @@ from zope.interface import implementer
 
 from .config import ServerConfig
 from .interfaces import IAccessPolicy
+from .resolver import StaticResolver
 from .server import SessionTable, SOCKSServerFactory
 
 __all__ = [
     "DestinationServer",
     "RunningGateway",
+    "StaticResolver",
     "startEchoServer",
     "startGateway",
     "startSinkServer",
@@ -94,7 +96,8 @@ def startGateway(
     @param policy: the access policy; by default, loopback clients only.
     @param config: the C{[server]} settings.
     @param resolver: the resolver for destination names, so a test decides
-        what resolves and to what; the reactor's by default.
+        what resolves and to what (a L{StaticResolver}, say); the reactor's
+        by default.
     """
     reactor = _reactorOf(reactor)
     factory = SOCKSServerFactory(

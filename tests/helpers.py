@@ -6,14 +6,16 @@ out by hand.
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-from twisted.internet.interfaces import IHalfCloseableProtocol, IHostnameResolver, IResolutionReceiver
-from twisted.internet.protocol import Protocol
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.protocol import ProcessProtocol, Protocol
+from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
@@ -101,35 +103,6 @@ async def connectRaw(port: int, host: str = "127.0.0.1") -> RawClient:
     return await connectProtocol(TCP4ClientEndpoint(reactor, host, port), RawClient())
 
 
-@implementer(IHostnameResolver)
-class FakeResolver:
-    """
-    A resolver that knows only the names it is given.
-
-    @ivar asked: the names it was asked for, in order.
-    """
-
-    def __init__(self, names: dict[str, list[str]]) -> None:
-        self.names = names
-        self.asked: list[str] = []
-
-    def resolveHostName(
-        self,
-        receiver: IResolutionReceiver,
-        hostName: str,
-        portNumber: int = 0,
-        addressTypes: Any = None,
-        transportSemantics: str = "TCP",
-    ) -> IResolutionReceiver:
-        self.asked.append(hostName)
-        receiver.resolutionBegan(None)
-        for address in self.names.get(hostName, []):
-            kind = IPv6Address if ":" in address else IPv4Address
-            receiver.addressResolved(kind("TCP", address, portNumber))
-        receiver.resolutionComplete()
-        return receiver
-
-
 def socks5Connect(host: bytes, port: int, atyp: int = 3) -> bytes:
     """
     A SOCKS5 greeting offering no authentication, then a CONNECT request,
@@ -204,3 +177,52 @@ class SpeakThenFIN(Protocol):
 
     def writeConnectionLost(self) -> None:
         pass
+
+
+def freePort() -> int:
+    """
+    A loopback port nobody listens on right now (bound, then released).
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class CollectingProcess(ProcessProtocol):
+    """
+    A child process whose output (stdout and stderr together) is collected.
+
+    @ivar ended: fires with C{(exitCode, signal)} when the process ends.
+    """
+
+    def __init__(self) -> None:
+        self.output = b""
+        self.ended: Deferred[tuple[int | None, int | None]] = Deferred()
+
+    def outReceived(self, data: bytes) -> None:
+        self.output += data
+
+    errReceived = outReceived
+
+    def processEnded(self, reason: Failure) -> None:
+        self.ended.callback((reason.value.exitCode, reason.value.signal))
+
+
+async def startProcess(
+    testCase: TestCase, arguments: list[str], ready: bytes
+) -> tuple[Any, CollectingProcess]:
+    """
+    Start a child process, killed at clean-up if still running, and wait
+    (at most ten seconds) until its output shows C{ready}.
+
+    @return: its process transport and protocol.
+    """
+    process = CollectingProcess()
+    transport = reactor.spawnProcess(process, arguments[0], arguments, env=os.environ)
+    testCase.addCleanup(lambda: process.ended.called or transport.signalProcess("KILL"))
+    for _ in range(200):
+        if ready in process.output or process.ended.called:
+            break
+        await deferLater(reactor, 0.05, lambda: None)
+    testCase.assertIn(ready, process.output)
+    return transport, process

@@ -8,13 +8,9 @@ import os
 import signal
 import sys
 
-from twisted.internet import reactor
-from twisted.internet.task import deferLater
-
 from socksgate.testing import startEchoServer
 
-from .helpers import LoopbackTestCase, connectRaw, socks5Connect
-from .test_twistd import _Twistd, freePort
+from .helpers import LoopbackTestCase, connectRaw, freePort, socks5Connect, startProcess
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 
@@ -30,19 +26,11 @@ class EmbedExampleTests(LoopbackTestCase):
         port, and its own policy refuses a privileged port with 0x02.
         """
         port, echo = freePort(), startEchoServer(self)
-        process = _Twistd()
-        transport = reactor.spawnProcess(
-            process,
-            sys.executable,
+        transport, process = await startProcess(
+            self,
             [sys.executable, os.path.join(EXAMPLES, "embed.py"), f"tcp:{port}:interface=127.0.0.1"],
-            env=os.environ,
+            b"embedded gateway listening",
         )
-        self.addCleanup(lambda: process.ended.called or transport.signalProcess("KILL"))
-        for _ in range(200):
-            if b"embedded gateway listening" in process.output or process.ended.called:
-                break
-            await deferLater(reactor, 0.05, lambda: None)
-        self.assertIn(b"embedded gateway listening", process.output)
 
         client = await connectRaw(port)
         client.transport.write(socks5Connect(b"\x7f\x00\x00\x01", echo.port, atyp=1) + b"hi")

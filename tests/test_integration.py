@@ -5,7 +5,6 @@ protocol documents describe.
 
 from __future__ import annotations
 
-import socket
 from ipaddress import IPv4Address
 
 from twisted.internet import reactor
@@ -14,14 +13,14 @@ from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from socksgate.config import ServerConfig
-from socksgate.testing import startEchoServer, startGateway, startSinkServer
+from socksgate.testing import StaticResolver, startEchoServer, startGateway, startSinkServer
 
 from .helpers import (
     AnswerAfterFIN,
-    FakeResolver,
     LoopbackTestCase,
     SpeakThenFIN,
     connectRaw,
+    freePort,
     socks4aConnect,
     socks4Connect,
     socks5Connect,
@@ -43,15 +42,6 @@ def collectSessions(testCase: TestCase) -> list[dict]:
     globalLogPublisher.addObserver(observer)
     testCase.addCleanup(globalLogPublisher.removeObserver, observer)
     return records
-
-
-def freePort() -> int:
-    """
-    A loopback port nobody listens on (bound, then released).
-    """
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class SOCKS5ConnectTests(LoopbackTestCase):
@@ -98,7 +88,7 @@ class SOCKS5ConnectTests(LoopbackTestCase):
         """
         A name is resolved through the gateway's resolver and connected.
         """
-        resolver = FakeResolver({"echo.test": ["127.0.0.1"]})
+        resolver = StaticResolver({"echo.test": ["127.0.0.1"]})
         gateway, echo = startGateway(self, resolver=resolver), startEchoServer(self)
         client = await connectRaw(gateway.port)
         client.transport.write(socks5Connect(b"echo.test", echo.port))
@@ -115,7 +105,7 @@ class SOCKS5ConnectTests(LoopbackTestCase):
         tried, as HostnameEndpoint does.
         """
         echo = startEchoServer(self)
-        resolver = FakeResolver({"two.test": ["127.0.0.2", "127.0.0.1"]})
+        resolver = StaticResolver({"two.test": ["127.0.0.2", "127.0.0.1"]})
         gateway = startGateway(self, resolver=resolver)
         client = await connectRaw(gateway.port)
         client.transport.write(socks5Connect(b"two.test", echo.port))
@@ -156,7 +146,7 @@ class SOCKS5ConnectTests(LoopbackTestCase):
         """
         A name that resolves to nothing gets REP 0x04.
         """
-        resolver = FakeResolver({})
+        resolver = StaticResolver({})
         gateway = startGateway(self, resolver=resolver)
         client = await connectRaw(gateway.port)
         client.transport.write(socks5Connect(b"nowhere.test", 80))
@@ -242,7 +232,7 @@ class SOCKS4ConnectTests(LoopbackTestCase):
         """
         A SOCKS4a request's host name is resolved by the gateway.
         """
-        resolver = FakeResolver({"echo.test": ["127.0.0.1"]})
+        resolver = StaticResolver({"echo.test": ["127.0.0.1"]})
         gateway, echo = startGateway(self, resolver=resolver), startEchoServer(self)
         client = await connectRaw(gateway.port)
         client.transport.write(socks4aConnect(echo.port, b"echo.test") + b"early")

@@ -9,9 +9,9 @@ import random
 
 from socksgate.config import ServerConfig
 from socksgate.policy import DENY, PERMIT, AccessRequest, Decision
-from socksgate.testing import startEchoServer, startGateway
+from socksgate.testing import StaticResolver, startEchoServer, startGateway
 
-from .helpers import FakeResolver, LoopbackTestCase, connectRaw, socks5Connect
+from .helpers import LoopbackTestCase, connectRaw, socks5Connect
 
 
 class LoopbackDestinationsOnly:
@@ -50,7 +50,7 @@ class MalformedInputTests(LoopbackTestCase):
         gateway = startGateway(
             self,
             policy=LoopbackDestinationsOnly(),
-            resolver=FakeResolver({}),
+            resolver=StaticResolver({}),
             config=ServerConfig(handshakeTimeout=5.0),
         )
         generator = random.Random(1928)

@@ -17,8 +17,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from socksgate.config import ServerConfig
 from socksgate.policy import DENY, PERMIT, AccessRequest, Decision
 from socksgate.server import SOCKSServerFactory, SOCKSServerProtocol
+from socksgate.testing import StaticResolver
 
-from .helpers import FakeResolver, socks4aConnect, socks4Connect, socks5Connect
+from .helpers import socks4aConnect, socks4Connect, socks5Connect
 
 LOCALHOST = b"\x7f\x00\x00\x01"
 
@@ -48,7 +49,7 @@ class ServerTestCase(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.reactor = MemoryReactorClock()
-        self.resolver = FakeResolver({"dest.test": ["127.0.0.1", "10.9.9.9"]})
+        self.resolver = StaticResolver({"dest.test": ["127.0.0.1", "10.9.9.9"]})
         self.records: list[dict] = []
 
         def observer(event: dict) -> None:

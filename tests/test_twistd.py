@@ -6,47 +6,16 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sys
 
-from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.protocol import ProcessProtocol
-from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 
 from socksgate.testing import startEchoServer
 
-from .helpers import LoopbackTestCase, connectRaw, socks5Connect
+from .helpers import LoopbackTestCase, connectRaw, freePort, socks5Connect, startProcess
 
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
-
-
-def freePort() -> int:
-    """
-    A loopback port nobody listens on right now.
-    """
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class _Twistd(ProcessProtocol):
-    """
-    A twistd process whose output is collected.
-    """
-
-    def __init__(self) -> None:
-        self.output = b""
-        self.ended: Deferred[int] = Deferred()
-
-    def outReceived(self, data: bytes) -> None:
-        self.output += data
-
-    errReceived = outReceived
-
-    def processEnded(self, reason: object) -> None:
-        self.ended.callback((reason.value.exitCode, reason.value.signal))  # type: ignore[attr-defined]
 
 
 class TwistdTests(LoopbackTestCase):
@@ -100,19 +69,11 @@ class TwistdTests(LoopbackTestCase):
         """
         port = freePort()
         echo = startEchoServer(self)
-        process = _Twistd()
-        transport = reactor.spawnProcess(
-            process,
-            TWISTD[0],
+        transport, process = await startProcess(
+            self,
             TWISTD + ["-n", "--pidfile=", "socksgate", "--listen", f"tcp:{port}:interface=127.0.0.1"],
-            env=os.environ,
+            f"starting on {port}".encode(),
         )
-        self.addCleanup(lambda: process.ended.called or transport.signalProcess("KILL"))
-        for _ in range(200):
-            if b"starting on" in process.output or process.ended.called:
-                break
-            await deferLater(reactor, 0.05, lambda: None)
-        self.assertIn(f"starting on {port}".encode(), process.output)
         client = await connectRaw(port)
         client.transport.write(socks5Connect(b"localhost", echo.port) + b"through twistd")
         self.assertEqual((await client.receive(12))[2:4], b"\x05\x00")
