@@ -7,6 +7,7 @@ out by hand.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from typing import Any
 
@@ -186,6 +187,16 @@ def freePort() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def listeningPort(output: bytes) -> int:
+    """
+    The port a Twisted program logged that it listens on ("... starting on
+    PORT"), so a child process can listen on port 0 without a race.
+    """
+    match = re.search(rb"starting on (\d+)", output)
+    assert match is not None, output
+    return int(match.group(1))
 
 
 class CollectingProcess(ProcessProtocol):

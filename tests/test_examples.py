@@ -10,7 +10,7 @@ import sys
 
 from socksgate.testing import startEchoServer
 
-from .helpers import LoopbackTestCase, connectRaw, freePort, socks5Connect, startProcess
+from .helpers import LoopbackTestCase, connectRaw, listeningPort, socks5Connect, startProcess
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 
@@ -25,12 +25,13 @@ class EmbedExampleTests(LoopbackTestCase):
         The embedded gateway relays to a loopback destination on a high
         port, and its own policy refuses a privileged port with 0x02.
         """
-        port, echo = freePort(), startEchoServer(self)
+        echo = startEchoServer(self)
         transport, process = await startProcess(
             self,
-            [sys.executable, os.path.join(EXAMPLES, "embed.py"), f"tcp:{port}:interface=127.0.0.1"],
+            [sys.executable, os.path.join(EXAMPLES, "embed.py"), "tcp:0:interface=127.0.0.1"],
             b"embedded gateway listening",
         )
+        port = listeningPort(process.output)
 
         client = await connectRaw(port)
         client.transport.write(socks5Connect(b"\x7f\x00\x00\x01", echo.port, atyp=1) + b"hi")

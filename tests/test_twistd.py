@@ -13,7 +13,7 @@ from twisted.internet.utils import getProcessOutputAndValue
 
 from socksgate.testing import startEchoServer
 
-from .helpers import LoopbackTestCase, connectRaw, freePort, socks5Connect, startProcess
+from .helpers import LoopbackTestCase, connectRaw, listeningPort, socks5Connect, startProcess
 
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 
@@ -67,13 +67,13 @@ class TwistdTests(LoopbackTestCase):
         C{twistd -n socksgate --listen ...} serves SOCKS5 on the port it is
         given, logs sessions, and exits cleanly on SIGTERM.
         """
-        port = freePort()
         echo = startEchoServer(self)
         transport, process = await startProcess(
             self,
-            TWISTD + ["-n", "--pidfile=", "socksgate", "--listen", f"tcp:{port}:interface=127.0.0.1"],
-            f"starting on {port}".encode(),
+            TWISTD + ["-n", "--pidfile=", "socksgate", "--listen", "tcp:0:interface=127.0.0.1"],
+            b"starting on ",
         )
+        port = listeningPort(process.output)
         client = await connectRaw(port)
         client.transport.write(socks5Connect(b"localhost", echo.port) + b"through twistd")
         self.assertEqual((await client.receive(12))[2:4], b"\x05\x00")
