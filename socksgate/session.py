@@ -10,7 +10,7 @@ session log (see SPEC), ready to be written as a JSON line.
 from __future__ import annotations
 
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 
 from twisted.logger import Logger
@@ -25,7 +25,7 @@ def newSessionID() -> str:
     return secrets.token_hex(4)
 
 
-@dataclass
+@dataclass(slots=True)
 class SessionRecord:
     """
     What the session log says about one request.
@@ -63,9 +63,10 @@ class SessionRecord:
         """
         The record as the session log writes it.
         """
-        record = asdict(self)
-        del record["started"]
-        return record
+        return {name: getattr(self, name) for name in _LOGGED_FIELDS}
+
+
+_LOGGED_FIELDS = tuple(field.name for field in fields(SessionRecord) if field.name != "started")
 
 
 def emitSession(record: SessionRecord, now: float) -> None:
