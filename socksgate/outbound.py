@@ -13,16 +13,16 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
 from twisted.internet import defer, error
-from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
-from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import (
+    IConnector,
     IHostnameResolver,
     IHostResolution,
-    IProtocol,
-    IProtocolFactory,
     IReactorPluggableNameResolver,
     IResolutionReceiver,
 )
+from twisted.internet.protocol import ClientFactory, Factory
 from twisted.logger import Logger
 from twisted.python.components import proxyForInterface
 from twisted.python.failure import Failure
@@ -30,6 +30,7 @@ from zope.interface import implementer, providedBy
 from zope.interface.interface import InterfaceClass
 
 from .policy import AccessRequest, Decision, IPAddress
+from .relay import DestinationProtocol
 from .resolver import StaticResolver
 from .wire import ReplyCode
 
@@ -172,17 +173,65 @@ def _reactorResolvingTo(reactor: Any, addresses: Iterable[IPAddress]) -> Any:
     return proxyClass(reactor, StaticResolver(default=addresses))
 
 
+class _DestinationConnector(ClientFactory):
+    """
+    Connects one L{DestinationProtocol} with C{connectTCP}, and fires
+    C{connected} with it once the connection is made, or with the failure.
+    """
+
+    noisy = False
+
+    def __init__(self) -> None:
+        self.connected: Deferred[DestinationProtocol] = Deferred(self._cancel)
+        self._connector: IConnector | None = None
+
+    def startedConnecting(self, connector: IConnector) -> None:
+        self._connector = connector
+
+    def buildProtocol(self, addr: Any) -> DestinationProtocol:
+        protocol = DestinationProtocol()
+        protocol.factory = self
+        protocol.onConnected = self._connectionMade
+        return protocol
+
+    def _connectionMade(self, protocol: DestinationProtocol) -> None:
+        if not self.connected.called:
+            self.connected.callback(protocol)
+
+    def clientConnectionFailed(self, connector: IConnector, reason: Failure) -> None:
+        if not self.connected.called:
+            self.connected.errback(reason)
+
+    def _cancel(self, connected: Deferred[DestinationProtocol]) -> None:
+        if self._connector is not None:
+            self._connector.stopConnecting()
+
+
+class _DestinationFactory(Factory):
+    """
+    Builds destination protocols for L{HostnameEndpoint}, which reports the
+    connection itself.
+    """
+
+    protocol = DestinationProtocol
+    noisy = False
+
+
+_destinationFactory = _DestinationFactory()
+
+
 def connectToAddresses(
     reactor: Any,
     addresses: list[IPAddress],
     port: int,
-    factory: IProtocolFactory,
     timeout: float,
     bindHost: IPAddress | None = None,
-) -> Deferred[IProtocol]:
+) -> Deferred[DestinationProtocol]:
     """
-    Connect to the first of C{addresses} that answers, starting a new
-    attempt every 0.3 seconds as L{HostnameEndpoint} does.
+    Connect a L{DestinationProtocol} to the first of C{addresses} that
+    answers, starting a new attempt every 0.3 seconds as
+    L{HostnameEndpoint} does.  Its transport is paused until a relay
+    takes it.
 
     @param bindHost: the source address, or L{None} for the system's
         choice; when given, only addresses of its family are tried.
@@ -201,31 +250,30 @@ def connectToAddresses(
                     f"no IPv{bindHost.version} address to reach from {bindHost}",
                 )
             )
-    endpoint: HostnameEndpoint | TCP4ClientEndpoint | TCP6ClientEndpoint
     if len(addresses) == 1:
-        single = TCP6ClientEndpoint if addresses[0].version == 6 else TCP4ClientEndpoint
-        endpoint = single(reactor, str(addresses[0]), port, timeout, bindAddress)
-    else:
-        endpoint = HostnameEndpoint(
-            _reactorResolvingTo(reactor, addresses),
-            str(addresses[0]),
-            port,
-            timeout=timeout,
-            bindAddress=bindAddress,
-        )
-    return endpoint.connect(factory).addTimeout(timeout, reactor, onTimeoutCancel=_timedOut)
+        # The common case, kept short: no endpoint wrapper in the data path.
+        connector = _DestinationConnector()
+        reactor.connectTCP(str(addresses[0]), port, connector, timeout, bindAddress)
+        return connector.connected
+    endpoint = HostnameEndpoint(
+        _reactorResolvingTo(reactor, addresses),
+        str(addresses[0]),
+        port,
+        timeout=timeout,
+        bindAddress=bindAddress,
+    )
+    return endpoint.connect(_destinationFactory).addTimeout(timeout, reactor, onTimeoutCancel=_timedOut)
 
 
-async def openConnection(
+def openConnection(
     reactor: Any,
     resolver: IHostnameResolver,
     decide: Callable[[AccessRequest], Any],
     request: AccessRequest,
     host: str | IPAddress,
-    factory: IProtocolFactory,
     timeout: float,
     bindHost: IPAddress | None = None,
-) -> tuple[IProtocol, Decision]:
+) -> Deferred[tuple[DestinationProtocol, Decision]]:
     """
     Check, resolve and connect one CONNECT request.
 
@@ -234,42 +282,81 @@ async def openConnection(
 
     @param request: the request, with no destination yet.
     @param host: the destination the client asked for.
-    @return: the connected protocol and the decision that permitted it.
-    @raise RequestRefused: the request is denied, or cannot be connected.
+    @return: a Deferred that fires with the connected protocol and the
+        decision that permitted it, or fails with L{RequestRefused} or the
+        connection's failure (see L{refusalForFailure}).
     """
     address = literalAddress(host)
-    if address is not None:
-        candidates = [address]
-        decision = await _decideOne(decide, replace(request, destinationAddress=address))
-        if not decision.permitted:
-            raise _denied(decision)
-    else:
+    if address is None:
         assert isinstance(host, str)
-        named = replace(request, destinationName=host)
-        first = await _decideOne(decide, named)
-        if not first.permitted:
-            raise _denied(first)
-        try:
-            resolved = await resolve(resolver, reactor, host, timeout)
-        except Exception:
-            raise refusalForFailure(Failure()) from None
-        candidates, decision = [], first
-        denial: Decision | None = None
-        for each in resolved:
-            verdict = await _decideOne(decide, replace(named, destinationAddress=each))
-            if verdict.permitted:
-                if not candidates:
-                    decision = verdict
-                candidates.append(each)
-            elif denial is None:
-                denial = verdict
-        if not candidates:
-            assert denial is not None
-            raise _denied(denial)
+        return Deferred.fromCoroutine(
+            _openByName(
+                reactor, resolver, decide, replace(request, destinationName=host), host, timeout, bindHost
+            )
+        )
+    checked = replace(request, destinationAddress=address)
     try:
-        protocol = await connectToAddresses(reactor, candidates, request.port, factory, timeout, bindHost)
+        answer = decide(checked)
     except Exception:
-        raise refusalForFailure(Failure()) from None
+        return defer.fail(_policyFailed(checked))
+    if not isinstance(answer, Decision):
+        # A Deferred (or nonsense): the general path settles it.
+        return Deferred.fromCoroutine(_openAnswered(reactor, answer, checked, [address], timeout, bindHost))
+    if not answer.permitted:
+        return defer.fail(_denied(answer))
+    return connectToAddresses(reactor, [address], request.port, timeout, bindHost).addCallback(
+        lambda protocol: (protocol, answer)
+    )
+
+
+async def _openAnswered(
+    reactor: Any,
+    answer: Any,
+    request: AccessRequest,
+    addresses: list[IPAddress],
+    timeout: float,
+    bindHost: IPAddress | None,
+) -> tuple[DestinationProtocol, Decision]:
+    """
+    Connect an address once the policy's late answer has come.
+    """
+    decision = await _settle(answer, request)
+    if not decision.permitted:
+        raise _denied(decision)
+    protocol = await connectToAddresses(reactor, addresses, request.port, timeout, bindHost)
+    return protocol, decision
+
+
+async def _openByName(
+    reactor: Any,
+    resolver: IHostnameResolver,
+    decide: Callable[[AccessRequest], Any],
+    named: AccessRequest,
+    host: str,
+    timeout: float,
+    bindHost: IPAddress | None,
+) -> tuple[DestinationProtocol, Decision]:
+    """
+    Decide, resolve, decide again for each address, and connect.
+    """
+    first = await _decideOne(decide, named)
+    if not first.permitted:
+        raise _denied(first)
+    resolved = await resolve(resolver, reactor, host, timeout)
+    candidates, decision = [], first
+    denial: Decision | None = None
+    for each in resolved:
+        verdict = await _decideOne(decide, replace(named, destinationAddress=each))
+        if verdict.permitted:
+            if not candidates:
+                decision = verdict
+            candidates.append(each)
+        elif denial is None:
+            denial = verdict
+    if not candidates:
+        assert denial is not None
+        raise _denied(denial)
+    protocol = await connectToAddresses(reactor, candidates, named.port, timeout, bindHost)
     return protocol, decision
 
 
@@ -278,15 +365,34 @@ async def _decideOne(decide: Callable[[AccessRequest], Any], request: AccessRequ
     Ask the policy, turning its failure into a refusal with 0x01.
     """
     try:
-        decision = await maybeDeferred(decide, request)
-    except Exception as problem:
-        log.failure("the access policy failed on {request!r}", Failure(), request=request)
-        raise RequestRefused(
-            ReplyCode.GENERAL_FAILURE, "error", f"the access policy failed: {problem!r}"
-        ) from None
-    if not isinstance(decision, Decision):
-        raise RequestRefused(ReplyCode.GENERAL_FAILURE, "error", f"the access policy answered {decision!r}")
-    return decision
+        answer = decide(request)
+    except Exception:
+        raise _policyFailed(request) from None
+    return await _settle(answer, request)
+
+
+async def _settle(answer: Any, request: AccessRequest) -> Decision:
+    """
+    Wait for a policy's answer if it is a Deferred, and check that it is a
+    L{Decision}.
+    """
+    if isinstance(answer, Deferred):
+        try:
+            answer = await answer
+        except Exception:
+            raise _policyFailed(request) from None
+    if not isinstance(answer, Decision):
+        raise RequestRefused(ReplyCode.GENERAL_FAILURE, "error", f"the access policy answered {answer!r}")
+    return answer
+
+
+def _policyFailed(request: AccessRequest) -> RequestRefused:
+    """
+    Log the policy's failure, being handled now, and build the refusal.
+    """
+    failure = Failure()
+    log.failure("the access policy failed on {request!r}", failure, request=request)
+    return RequestRefused(ReplyCode.GENERAL_FAILURE, "error", f"the access policy failed: {failure.value!r}")
 
 
 def _denied(decision: Decision) -> RequestRefused:

@@ -181,12 +181,16 @@ class DestinationProtocol(Protocol):
     """
 
     relay: Relay | None = None
+    onConnected: Callable[[DestinationProtocol], None] | None = None
 
     def connectionMade(self) -> None:
         """
-        Hold reading until the relay starts.
+        Hold reading until the relay starts, and report the connection to
+        whoever waits for it (C{onConnected}).
         """
         self.transport.pauseProducing()
+        if self.onConnected is not None:
+            self.onConnected(self)
 
     def dataReceived(self, data: bytes) -> None:
         """

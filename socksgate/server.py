@@ -119,18 +119,6 @@ class SessionTable:
                 waiter.callback(None)
 
 
-class _DestinationFactory(Factory):
-    """
-    Builds the gateway's side of connections to destinations.
-    """
-
-    protocol = DestinationProtocol
-    noisy = False
-
-
-_destinationFactory = _DestinationFactory()
-
-
 @implementer(IHalfCloseableProtocol)
 class SOCKSServerProtocol(Protocol):
     """
@@ -305,17 +293,14 @@ class SOCKSServerProtocol(Protocol):
             auth="none",
         )
         factory = self.factory
-        pending = Deferred.fromCoroutine(
-            openConnection(
-                factory.reactor,
-                factory.resolver,
-                factory.policy.decide,
-                accessRequest,
-                request.host,
-                _destinationFactory,
-                config.connectTimeout,
-                factory.bindHost,
-            )
+        pending = openConnection(
+            factory.reactor,
+            factory.resolver,
+            factory.policy.decide,
+            accessRequest,
+            request.host,
+            config.connectTimeout,
+            factory.bindHost,
         )
         self._pending = pending
         pending.addCallbacks(self._connected, self._connectFailed)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from ipaddress import ip_address
 
+from twisted.internet import error
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import globalLogPublisher
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from socksgate.config import ServerConfig
@@ -244,17 +246,32 @@ class ConnectTests(ServerTestCase):
 
     def test_connectTimeout(self) -> None:
         """
-        A destination that does not answer within connect-timeout gets
-        REP 0x06, and the attempt is abandoned.
+        The connection attempt is made with connect-timeout, and its
+        time-out is answered with REP 0x06.
         """
         protocol, transport = self.connect(config=ServerConfig(connectTimeout=5.0))
         protocol.dataReceived(socks5Connect(LOCALHOST, 80, atyp=1))
+        host, port, factory, timeout, bindAddress = self.reactor.tcpClients[0]
+        self.assertEqual(timeout, 5.0)
+        self.assertEqual(transport.value(), b"\x05\x00")
+        factory.clientConnectionFailed(self.reactor.connectors[0], Failure(error.TimeoutError()))
+        self.assertEqual(transport.value()[2:4], b"\x05\x06")
+        self.assertEqual(self.records[0]["outcome"], "timeout")
+
+    def test_connectTimeoutForName(self) -> None:
+        """
+        For a name, whose addresses are tried in turn, connect-timeout also
+        bounds the whole attempt: 0x06 when it passes, and the attempts
+        are abandoned.
+        """
+        self.resolver = StaticResolver({"dest.test": ["127.0.0.1", "127.0.0.2"]})
+        protocol, transport = self.connect(config=ServerConfig(connectTimeout=5.0))
+        protocol.dataReceived(socks5Connect(b"dest.test", 80))
         self.reactor.advance(4.9)
         self.assertEqual(transport.value(), b"\x05\x00")
         self.reactor.advance(0.2)
         self.assertEqual(transport.value()[2:4], b"\x05\x06")
-        self.assertTrue(self.reactor.connectors[0].stoppedConnecting)
-        self.assertEqual(self.records[0]["outcome"], "timeout")
+        self.assertTrue(all(connector.stoppedConnecting for connector in self.reactor.connectors))
 
     def test_clientGivesUp(self) -> None:
         """
