@@ -177,6 +177,8 @@ class DestinationProtocol(Protocol):
     It reads nothing until its L{Relay} is attached, so nothing the
     destination sends early is lost or buffered here.
 
+    @ivar onConnected: called with the protocol once connected, if set.
+
     @ivar relay: the relay, once the client has been answered.
     """
 
@@ -185,12 +187,13 @@ class DestinationProtocol(Protocol):
 
     def connectionMade(self) -> None:
         """
-        Hold reading until the relay starts, and report the connection to
-        whoever waits for it (C{onConnected}).
+        Report the connection to whoever waits for it (C{onConnected}),
+        and hold reading until the relay starts if it has not already.
         """
-        self.transport.pauseProducing()
         if self.onConnected is not None:
             self.onConnected(self)
+        if self.relay is None:
+            self.transport.pauseProducing()
 
     def dataReceived(self, data: bytes) -> None:
         """

@@ -42,6 +42,10 @@ from .wire import (
 
 _COMMAND_NAMES = {Command.CONNECT: "connect", Command.BIND: "bind", Command.UDP_ASSOCIATE: "udp"}
 
+#: Bytes a client may send ahead of the reply before the gateway stops
+#: reading from it until the destination is connected.
+EARLY_DATA_LIMIT = 64 * 1024
+
 #: Commands this version can carry out.
 IMPLEMENTED_COMMANDS = frozenset({"connect"})
 
@@ -174,12 +178,17 @@ class SOCKSServerProtocol(Protocol):
         if not self._admitted:
             return
         self._receivedAny = True
+        codec = self.codec
         try:
-            self.codec.receiveData(data)
+            codec.receiveData(data)
             self._readMessages()
         except RemoteProtocolError as error:
             self.transport.write(error.reply)
             self._refuse("error", error.code, error.reason)
+            return
+        if codec.state is ServerState.REPLYING and codec.bufferedBytes > EARLY_DATA_LIMIT:
+            # The client sends ahead while the gateway connects: hold it.
+            self.transport.pauseProducing()
 
     def readConnectionLost(self) -> None:
         """
@@ -279,7 +288,6 @@ class SOCKSServerProtocol(Protocol):
                 RequestRefused(ReplyCode.COMMAND_NOT_SUPPORTED, "error", f"{command} is not supported")
             )
             return
-        self.transport.pauseProducing()
         accessRequest = AccessRequest(
             client=self.client,
             clientPort=self._clientPort,

@@ -18,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from socksgate.config import ServerConfig
 from socksgate.policy import DENY, PERMIT, AccessRequest, Decision
-from socksgate.server import SOCKSServerFactory, SOCKSServerProtocol
+from socksgate.server import EARLY_DATA_LIMIT, SOCKSServerFactory, SOCKSServerProtocol
 from socksgate.testing import StaticResolver
 
 from .helpers import socks4aConnect, socks4Connect, socks5Connect
@@ -243,6 +243,21 @@ class ConnectTests(ServerTestCase):
         self.assertEqual(destination.value(), b"early")
         protocol.dataReceived(b"more")
         self.assertEqual(destination.value(), b"earlymore")
+
+    def test_earlyDataPausesClient(self) -> None:
+        """
+        A client that sends more than EARLY_DATA_LIMIT bytes while the
+        gateway connects is no longer read until the relay starts; what it
+        sent is then relayed in full.
+        """
+        protocol, transport = self.connect()
+        protocol.dataReceived(socks5Connect(LOCALHOST, 80, atyp=1) + b"a" * 1000)
+        self.assertEqual(transport.producerState, "producing")
+        protocol.dataReceived(b"b" * EARLY_DATA_LIMIT)
+        self.assertEqual(transport.producerState, "paused")
+        destination = self.completeOutgoing()
+        self.assertEqual(transport.producerState, "producing")
+        self.assertEqual(destination.value(), b"a" * 1000 + b"b" * EARLY_DATA_LIMIT)
 
     def test_connectTimeout(self) -> None:
         """

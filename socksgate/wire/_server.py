@@ -115,6 +115,13 @@ class SOCKSServerConnection:
         self.request: SOCKS4Request | SOCKS5Request | None = None
         self._buffer = bytearray()
 
+    @property
+    def bufferedBytes(self) -> int:
+        """
+        How many received bytes wait in the buffer.
+        """
+        return len(self._buffer)
+
     def receiveData(self, data: bytes) -> None:
         """
         Add bytes that arrived from the client.
