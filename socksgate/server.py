@@ -198,8 +198,10 @@ class SOCKSServerProtocol(Protocol):
             self.relay.clientFinished()
         elif self.codec.state is ServerState.REPLYING:
             self._clientFinished = True
-        else:
+        elif self._receivedAny:
             self._refuse("error", None, "client closed during the handshake")
+        else:
+            self.transport.loseConnection()
 
     def writeConnectionLost(self) -> None:
         """

@@ -344,6 +344,22 @@ class HandshakeTests(ServerTestCase):
         self.reactor.advance(3.1)
         self.assertTrue(transport.disconnecting)
 
+    def test_finWithoutRequest(self) -> None:
+        """
+        A client that connects and closes without sending a byte is no
+        request: the connection closes and no session is recorded.  One
+        that closes in the middle of a request is recorded as an error.
+        """
+        protocol, transport = self.connect()
+        protocol.readConnectionLost()
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.records, [])
+        protocol, transport = self.connect()
+        protocol.dataReceived(b"\x05\x02")
+        protocol.readConnectionLost()
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual([record["outcome"] for record in self.records], ["error"])
+
     def test_unknownVersion(self) -> None:
         """
         A first byte other than 4 or 5 closes the connection without reply.
