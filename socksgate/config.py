@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Any
 
 from ._tablecheck import (
     ConfigError,
@@ -20,6 +22,9 @@ from ._tablecheck import (
     positive,
     tableLine,
 )
+from .policy import LoopbackOnlyPolicy
+from .rules import Rule, RulePolicy
+from .ruletables import Expectation, checkExpectations, parseExpectation, parseRule
 
 __all__ = [
     "COMMANDS",
@@ -40,7 +45,7 @@ COMMANDS = ("connect", "bind", "udp")
 
 #: Tables that SPEC defines and that this version does not read yet.  A
 #: file that has them is refused rather than half applied.
-_NOT_YET_SUPPORTED = ("auth", "log", "rule", "upstream", "expect")
+_NOT_YET_SUPPORTED = ("auth", "log", "upstream")
 
 
 @dataclass(frozen=True)
@@ -69,10 +74,22 @@ class Config:
     A whole configuration.
 
     @ivar path: the file it came from, or L{None} for the defaults.
+    @ivar rules: the C{[[rule]]} tables, in order; none means SPEC's
+        default policy (loopback clients only).
+    @ivar expectations: the C{[[expect]]} tables, all of which hold.
     """
 
     server: ServerConfig = field(default_factory=ServerConfig)
     path: str | None = None
+    rules: tuple[Rule, ...] = ()
+    expectations: tuple[Expectation, ...] = ()
+
+    @cached_property
+    def policy(self) -> RulePolicy | LoopbackOnlyPolicy:
+        """
+        The access policy the file describes.
+        """
+        return RulePolicy(self.rules) if self.rules else LoopbackOnlyPolicy()
 
     def withListen(self, listen: tuple[str, ...]) -> Config:
         """
@@ -142,12 +159,34 @@ def parseConfig(text: str, path: str = "<config>") -> Config:
                 table,
                 tableLine(text, table),
             )
-        if table != "server":
+        if table not in ("server", "rule", "expect"):
             raise ConfigError(path, "unknown table or key", table, tableLine(text, table))
     server = document.get("server", {})
     if not isinstance(server, dict):
         raise ConfigError(path, "must be a table", "server", tableLine(text, "server"))
-    return Config(_parseServer(TableChecker(path, text, "server", server)), path)
+    serverConfig = _parseServer(TableChecker(path, text, "server", server))
+    rules = tuple(
+        parseRule(TableChecker(path, text, "rule", table, number), number + 1)
+        for number, table in enumerate(_arrayOfTables(path, text, document, "rule"))
+    )
+    expectations = tuple(
+        parseExpectation(
+            TableChecker(path, text, "expect", table, number), number + 1, serverConfig.listen[0]
+        )
+        for number, table in enumerate(_arrayOfTables(path, text, document, "expect"))
+    )
+    config = Config(serverConfig, path, rules, expectations)
+    checkExpectations(path, config.policy, expectations)
+    return config
+
+
+def _arrayOfTables(path: str, text: str, document: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    tables = document.get(name, [])
+    if not isinstance(tables, list) or not all(isinstance(table, dict) for table in tables):
+        raise ConfigError(
+            path, f"must be written [[{name}]], one table for each", name, tableLine(text, name)
+        )
+    return tables
 
 
 def loadConfig(path: str) -> Config:

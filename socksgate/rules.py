@@ -1,0 +1,208 @@
+"""
+The rule engine: the default L{IAccessPolicy}, from the C{[[rule]]} tables
+of the configuration.  The first rule that matches decides; a request that
+matches no rule is denied.
+
+A rule matches when every field it sets matches.  Destinations match by
+name and by address: a name pattern (C{www.example.com},
+C{.example.com}) matches the name the client asked for, an address pattern
+(IP, CIDR) matches the address the gateway would connect to.  Before a
+name is resolved, a rule whose destination could match only by address
+I{may} match; the engine then says whether the answer depends on the
+address (L{RulePolicy.decideUnresolved}), so that a request every address
+of which would be denied is refused without looking the name up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network
+from typing import Union
+
+from zope.interface import implementer
+
+from .interfaces import IAccessPolicy
+from .policy import DENY, PERMIT, AccessRequest, Decision
+
+IPNetwork = Union[IPv4Network, IPv6Network]
+
+ALL_VERSIONS = ("4", "4a", "5")
+ALL_COMMANDS = ("connect", "bind", "udp")
+
+
+@dataclass(frozen=True)
+class DestinationPatterns:
+    """
+    The C{destinations} of a rule, sorted by kind.
+
+    @ivar anything: C{"*"} was given.
+    @ivar names: exact host names, lower case, without a final dot.
+    @ivar domains: domain suffixes, lower case, each with its leading dot
+        (C{".example.com"} matches C{example.com} and every name below it).
+    @ivar networks: IP networks (a single address is a /32 or /128).
+    """
+
+    anything: bool = True
+    names: frozenset[str] = frozenset()
+    domains: tuple[str, ...] = ()
+    networks: tuple[IPNetwork, ...] = ()
+
+    def matchesName(self, name: str) -> bool:
+        """
+        Whether a name pattern (or C{"*"}) matches C{name}.
+        """
+        if self.anything:
+            return True
+        name = name.lower().rstrip(".")
+        if name in self.names:
+            return True
+        dotted = "." + name
+        return any(dotted.endswith(domain) for domain in self.domains)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """
+    One C{[[rule]]} table, ready to match.
+
+    Fields left out of the table are L{None} here and match anything.
+
+    @ivar index: its number in the file, from 1.
+    @ivar line: the line of its C{[[rule]]} header, if known.
+    @ivar users: C{None} for anyone; else a set of names, C{"*"} (any
+        authenticated or claimed user) and C{"-"} (anonymous).
+    @ivar ports: inclusive C{(low, high)} ranges.
+    """
+
+    index: int
+    action: str
+    line: int | None = None
+    clients: tuple[IPNetwork, ...] | None = None
+    listeners: frozenset[str] | None = None
+    destinations: DestinationPatterns = DestinationPatterns()
+    ports: tuple[tuple[int, int], ...] | None = None
+    commands: frozenset[str] | None = None
+    versions: frozenset[str] | None = None
+    users: frozenset[str] | None = None
+    via: str = "direct"
+    message: str = ""
+
+    def decision(self) -> Decision:
+        """
+        The decision this rule makes when it matches.
+        """
+        return Decision(self.action, self.index, self.message, self.via)
+
+    def matchesAllButDestination(self, request: AccessRequest) -> bool:
+        """
+        Whether every field but C{destinations} matches (C{commands} and
+        C{versions} are sorted out by L{RulePolicy}'s index).
+        """
+        if self.ports is not None and not any(low <= request.port <= high for low, high in self.ports):
+            return False
+        if self.listeners is not None and request.listener not in self.listeners:
+            return False
+        if self.users is not None:
+            user = request.user
+            if user is None:
+                if "-" not in self.users:
+                    return False
+            elif "*" not in self.users and user not in self.users:
+                return False
+        if self.clients is not None:
+            client = request.client
+            if client is None or not any(client in network for network in self.clients):
+                return False
+        return True
+
+
+#: How a rule's destination relates to a request: it matches, it does
+#: not, or (for a name not yet resolved) it depends on the address.
+_NO, _YES, _MAYBE = 0, 1, 2
+
+
+def _destinationMatch(patterns: DestinationPatterns, request: AccessRequest) -> int:
+    if patterns.anything:
+        return _YES
+    name, address = request.destinationName, request.destinationAddress
+    if name is not None and patterns.matchesName(name):
+        return _YES
+    if not patterns.networks:
+        return _NO
+    if address is None:
+        return _MAYBE if name is not None else _NO
+    return _YES if any(address in network for network in patterns.networks) else _NO
+
+
+_NO_RULE = Decision(DENY, None, "no rule matched")
+_NO_RULE_FOR_ANY_ADDRESS = Decision(DENY, None, "no rule permits any address of this name")
+
+
+@implementer(IAccessPolicy)
+class RulePolicy:
+    """
+    Decides requests by a list of rules, first match wins.
+
+    The rules are indexed by version and command, so a request is compared
+    only with the rules that could apply to it.
+
+    @ivar rules: the rules, in order.
+    """
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self.rules = rules
+        self._byKind: dict[tuple[str, str], tuple[Rule, ...]] = {
+            (version, command): tuple(
+                rule
+                for rule in rules
+                if (rule.versions is None or version in rule.versions)
+                and (rule.commands is None or command in rule.commands)
+            )
+            for version in ALL_VERSIONS
+            for command in ALL_COMMANDS
+        }
+
+    def decide(self, request: AccessRequest) -> Decision:
+        """
+        Decide C{request}; see L{IAccessPolicy}.  For a name not resolved
+        yet, a denial means every address would be denied.
+        """
+        return self.decideUnresolved(request)[0]
+
+    def decideUnresolved(self, request: AccessRequest) -> tuple[Decision, bool]:
+        """
+        Decide C{request}, and say whether the decision depends on the
+        address a name resolves to.
+
+        @return: the decision and C{dependsOnAddress}.  When it depends, the
+            decision is a permit with no rule: resolve, then decide again
+            for each address.
+        """
+        mayDeny = False
+        for rule in self._byKind.get((request.version, request.command), ()):
+            if not rule.matchesAllButDestination(request):
+                continue
+            match = _destinationMatch(rule.destinations, request)
+            if match == _NO:
+                continue
+            if match == _MAYBE:
+                if rule.action == PERMIT:
+                    return _DEPENDS, True
+                # Denies some addresses: what comes after decides the rest.
+                mayDeny = True
+                continue
+            if rule.action == PERMIT and mayDeny:
+                return _DEPENDS, True
+            return rule.decision(), False
+        return (_NO_RULE_FOR_ANY_ADDRESS if mayDeny else _NO_RULE), False
+
+    def ruleFor(self, decision: Decision) -> Rule | None:
+        """
+        The rule that made C{decision}, if one did.
+        """
+        if decision.rule is None or not 1 <= decision.rule <= len(self.rules):
+            return None
+        return self.rules[decision.rule - 1]
+
+
+_DEPENDS = Decision(PERMIT, None, "depends on the address the name resolves to")
