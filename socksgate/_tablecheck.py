@@ -40,9 +40,14 @@ class TableChecker:
     """
 
     def __init__(
-        self, path: str, text: str, table: str, values: dict[str, Any], occurrence: int | None = None
+        self,
+        path: str,
+        lines: LineIndex,
+        table: str,
+        values: dict[str, Any],
+        occurrence: int | None = None,
     ):
-        self.path, self.text, self.table, self.values = path, text, table, values
+        self.path, self.lines, self.table, self.values = path, lines, table, values
         self.occurrence = occurrence
         self.label = table if occurrence is None else f"{table} #{occurrence + 1}"
 
@@ -51,12 +56,12 @@ class TableChecker:
         """
         The line of the table's header.
         """
-        return tableLine(self.text, self.table, self.occurrence or 0)
+        return self.lines.header(self.table, self.occurrence or 0)
 
     def error(self, key: str | None, problem: str) -> ConfigError:
         if key is None:
             return ConfigError(self.path, problem, self.label, self.line)
-        line = lineOf(self.text, self.table, key, self.occurrence or 0)
+        line = self.lines.key(self.table, key, self.occurrence or 0)
         return ConfigError(self.path, problem, f"{self.label}.{key}", line or self.line)
 
     def checkKeys(self, known: set[str]) -> None:
@@ -93,24 +98,6 @@ class TableChecker:
 KIND_NAMES = {float: "a number", int: "an integer", str: "a string", list: "a list"}
 
 
-def lineOf(text: str, table: str, key: str, occurrence: int = 0) -> int | None:
-    """
-    Find the line on which C{key} is set inside C{[table]}, or inside its
-    C{occurrence}th C{[[table]]} (from 0).
-    """
-    current, seen = None, -1
-    keyPattern = re.compile(rf"""^\s*(?:{re.escape(key)}|"{re.escape(key)}"|'{re.escape(key)}')\s*=""")
-    for number, line in enumerate(text.splitlines(), 1):
-        header = re.match(r"^\s*\[\[?\s*([A-Za-z0-9_-]+)\s*\]\]?", line)
-        if header:
-            current = header.group(1)
-            if current == table:
-                seen += 1
-        elif current == table and seen == occurrence and keyPattern.match(line):
-            return number
-    return None
-
-
 def positive(value: float) -> str | None:
     return None if value > 0 else "must be greater than 0"
 
@@ -131,16 +118,43 @@ def ipAddressOrEmpty(value: str) -> str | None:
     return ipAddressProblem(value) if value else None
 
 
-def tableLine(text: str, name: str, occurrence: int = 0) -> int | None:
+class LineIndex:
     """
-    The line of the C{occurrence}th header of table C{name} (or of a
-    top-level key of that name).
+    Where each table header and each key stands in a TOML text, found in
+    one pass, so that an error can name its line.
     """
-    pattern = re.compile(rf"^\s*(?:\[\[?\s*{re.escape(name)}\s*\]\]?|{re.escape(name)}\s*=)")
-    seen = -1
-    for number, line in enumerate(text.splitlines(), 1):
-        if pattern.match(line):
-            seen += 1
-            if seen == occurrence:
-                return number
-    return None
+
+    _HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_-]+)\s*\]\]?")
+    _KEY = re.compile(r"""^\s*(?:"([^"]+)"|'([^']+)'|([A-Za-z0-9_-]+))\s*=""")
+
+    def __init__(self, text: str) -> None:
+        self._headers: dict[str, list[int]] = {}
+        self._keys: dict[tuple[str, int], dict[str, int]] = {}
+        current = ("", 0)
+        for number, line in enumerate(text.splitlines(), 1):
+            header = self._HEADER.match(line)
+            if header:
+                lines = self._headers.setdefault(header.group(1), [])
+                current = (header.group(1), len(lines))
+                lines.append(number)
+                continue
+            key = self._KEY.match(line)
+            if key:
+                name = key.group(1) or key.group(2) or key.group(3)
+                self._keys.setdefault(current, {}).setdefault(name, number)
+
+    def header(self, table: str, occurrence: int = 0) -> int | None:
+        """
+        The line of the C{occurrence}th header of C{table} (from 0), or of
+        a top-level key of that name.
+        """
+        lines = self._headers.get(table, [])
+        if occurrence < len(lines):
+            return lines[occurrence]
+        return self._keys.get(("", 0), {}).get(table)
+
+    def key(self, table: str, key: str, occurrence: int = 0) -> int | None:
+        """
+        The line on which C{key} is set in that table.
+        """
+        return self._keys.get((table, occurrence), {}).get(key)

@@ -15,12 +15,12 @@ from typing import Any
 
 from ._tablecheck import (
     ConfigError,
+    LineIndex,
     TableChecker,
     ipAddressOrEmpty,
     ipAddressProblem,
     notNegative,
     positive,
-    tableLine,
 )
 from .policy import LoopbackOnlyPolicy
 from .rules import Rule, RulePolicy
@@ -151,41 +151,40 @@ def parseConfig(text: str, path: str = "<config>") -> Config:
         raise ConfigError(
             path, f"not valid TOML: {error}", line=int(match.group(1)) if match else None
         ) from None
+    lines = LineIndex(text)
     for table in document:
         if table in _NOT_YET_SUPPORTED:
             raise ConfigError(
                 path,
                 "is not supported by this version of socksgate",
                 table,
-                tableLine(text, table),
+                lines.header(table),
             )
         if table not in ("server", "rule", "expect"):
-            raise ConfigError(path, "unknown table or key", table, tableLine(text, table))
+            raise ConfigError(path, "unknown table or key", table, lines.header(table))
     server = document.get("server", {})
     if not isinstance(server, dict):
-        raise ConfigError(path, "must be a table", "server", tableLine(text, "server"))
-    serverConfig = _parseServer(TableChecker(path, text, "server", server))
+        raise ConfigError(path, "must be a table", "server", lines.header("server"))
+    serverConfig = _parseServer(TableChecker(path, lines, "server", server))
     rules = tuple(
-        parseRule(TableChecker(path, text, "rule", table, number), number + 1)
-        for number, table in enumerate(_arrayOfTables(path, text, document, "rule"))
+        parseRule(TableChecker(path, lines, "rule", table, number), number + 1)
+        for number, table in enumerate(_arrayOfTables(path, lines, document, "rule"))
     )
     expectations = tuple(
         parseExpectation(
-            TableChecker(path, text, "expect", table, number), number + 1, serverConfig.listen[0]
+            TableChecker(path, lines, "expect", table, number), number + 1, serverConfig.listen[0]
         )
-        for number, table in enumerate(_arrayOfTables(path, text, document, "expect"))
+        for number, table in enumerate(_arrayOfTables(path, lines, document, "expect"))
     )
     config = Config(serverConfig, path, rules, expectations)
     checkExpectations(path, config.policy, expectations)
     return config
 
 
-def _arrayOfTables(path: str, text: str, document: dict[str, Any], name: str) -> list[dict[str, Any]]:
+def _arrayOfTables(path: str, lines: LineIndex, document: dict[str, Any], name: str) -> list[dict[str, Any]]:
     tables = document.get(name, [])
     if not isinstance(tables, list) or not all(isinstance(table, dict) for table in tables):
-        raise ConfigError(
-            path, f"must be written [[{name}]], one table for each", name, tableLine(text, name)
-        )
+        raise ConfigError(path, f"must be written [[{name}]], one table for each", name, lines.header(name))
     return tables
 
 

@@ -428,13 +428,23 @@ class SOCKSServerFactory(Factory):
 
             reactor = globalReactor
         self.reactor = reactor
-        self.config = config if config is not None else ServerConfig()
-        self.policy = policy if policy is not None else LoopbackOnlyPolicy()
         self.listener = listener
         self.resolver = resolver if resolver is not None else reactor.nameResolver
         self.sessions = sessions if sessions is not None else SessionTable()
-        external = ip_address(self.config.external)
+        self.configure(
+            config if config is not None else ServerConfig(),
+            policy if policy is not None else LoopbackOnlyPolicy(),
+        )
+
+    def configure(self, config: ServerConfig, policy: IAccessPolicy) -> None:
+        """
+        Use C{config} and C{policy} for requests from now on (a reload);
+        sessions already under way keep what they were given.
+        """
+        external = ip_address(config.external)
         self.bindHost: IPv4Address | IPv6Address | None = None if external.is_unspecified else external
+        self.config = config
+        self.policy = policy
 
     def buildProtocol(self, addr: Any) -> SOCKSServerProtocol:
         """

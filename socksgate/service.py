@@ -6,15 +6,20 @@ themselves.
 
 from __future__ import annotations
 
+import signal
+import threading
 from typing import Any
 
 from twisted.application import strports
 from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IHostnameResolver
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
-from .config import Config
+from .config import Config, ConfigError, loadConfig
 from .interfaces import IAccessPolicy
-from .policy import LoopbackOnlyPolicy
 from .server import SessionTable, SOCKSServerFactory
 
 
@@ -23,29 +28,104 @@ class GatewayService(MultiService):
     A gateway: one listening service for each listener, sharing one
     policy and one L{SessionTable}.
 
+    When the configuration came from a file, SIGHUP reloads it while the
+    service runs (see L{reload}).
+
     @ivar config: the configuration in force.
-    @ivar policy: the access policy.
+    @ivar policy: the access policy in force.
     @ivar sessions: the open sessions of every listener.
     @ivar factories: the L{SOCKSServerFactory} of each listener, by its
         endpoint description.
     """
 
+    log = Logger()
+
     def __init__(
         self,
         config: Config,
         reactor: Any,
-        policy: IAccessPolicy,
+        policy: IAccessPolicy | None = None,
         resolver: IHostnameResolver | None = None,
     ) -> None:
         super().__init__()
         self.config = config
-        self.policy = policy
+        self._fixedPolicy = policy
+        self.policy = policy if policy is not None else config.policy
         self.sessions = SessionTable()
         self.factories: dict[str, SOCKSServerFactory] = {}
+        self._reactor = reactor
+        self._previousHandler: Any = None
         for description in config.server.listen:
-            factory = SOCKSServerFactory(reactor, config.server, policy, description, resolver, self.sessions)
+            factory = SOCKSServerFactory(
+                reactor, config.server, self.policy, description, resolver, self.sessions
+            )
             self.factories[description] = factory
             strports.service(description, factory, reactor=reactor).setServiceParent(self)
+
+    def startService(self) -> None:
+        """
+        Start listening, and reload the configuration file on SIGHUP.
+        """
+        super().startService()
+        if self.config.path is not None and threading.current_thread() is threading.main_thread():
+            self._previousHandler = signal.signal(signal.SIGHUP, self._hangUp)
+
+    def stopService(self) -> Any:
+        """
+        Stop listening, and leave SIGHUP as it was.
+        """
+        if self._previousHandler is not None:
+            signal.signal(signal.SIGHUP, self._previousHandler)
+            self._previousHandler = None
+        return super().stopService()
+
+    def _hangUp(self, signalNumber: int, frame: Any) -> None:
+        self._reactor.callFromThread(self.reload)
+
+    def reload(self) -> Deferred[bool]:
+        """
+        Read the configuration file again, in a thread, and use it for new
+        requests; sessions under way go on as they are.  A file that does
+        not load, or whose expectations fail, is refused with a log message
+        and the running configuration stays.  Listeners are not changed.
+
+        @return: a Deferred that fires with whether the new file was taken.
+        """
+        path = self.config.path
+        if path is None:
+            return succeed(False)
+        reading = deferToThreadPool(self._reactor, self._reactor.getThreadPool(), loadConfig, path)
+        return reading.addCallbacks(self._reloaded, self._reloadFailed, errbackArgs=(path,))
+
+    def _reloaded(self, config: Config) -> bool:
+        if config.server.listen != self.config.server.listen:
+            self.log.warn(
+                "reload of {path}: listeners are not changed by a reload; restart to apply them",
+                path=config.path,
+            )
+            config = config.withListen(self.config.server.listen)
+        self.config = config
+        self.policy = self._fixedPolicy if self._fixedPolicy is not None else config.policy
+        for factory in self.factories.values():
+            factory.configure(config.server, self.policy)
+        self.log.info(
+            "reloaded {path}: {rules} rules, {expectations} expectations hold",
+            path=config.path,
+            rules=len(config.rules),
+            expectations=len(config.expectations),
+        )
+        return True
+
+    def _reloadFailed(self, failure: Failure, path: str) -> bool:
+        if failure.check(ConfigError):
+            self.log.error(
+                "refused to reload {path}: {problem}; the running configuration stays",
+                path=path,
+                problem=str(failure.value),
+            )
+        else:
+            self.log.failure("refused to reload {path}; the running configuration stays", failure, path=path)
+        return False
 
 
 def buildService(
@@ -59,7 +139,9 @@ def buildService(
 
     @param config: the configuration; the defaults when L{None}.
     @param reactor: the reactor; the global one when L{None}.
-    @param policy: the access policy; by default, loopback clients only.
+    @param policy: the access policy; by default, the configuration's
+        rules (or, without rules, loopback clients only).  A policy given
+        here stays when the file is reloaded.
     @param resolver: the name resolver for destinations; the reactor's
         when L{None}.
     """
@@ -67,9 +149,4 @@ def buildService(
         from twisted.internet import reactor as globalReactor
 
         reactor = globalReactor
-    return GatewayService(
-        config if config is not None else Config(),
-        reactor,
-        policy if policy is not None else LoopbackOnlyPolicy(),
-        resolver,
-    )
+    return GatewayService(config if config is not None else Config(), reactor, policy, resolver)

@@ -124,10 +124,10 @@ max-sessions-per-client = 10
     def test_unsupportedTable(self) -> None:
         """
         Tables this version does not read yet are refused rather than
-        silently ignored, so no rule is thought to apply that does not.
+        silently ignored, so no route is thought to apply that does not.
         """
-        error = self.error('[server]\n\n[[rule]]\naction = "deny"\n')
-        self.assertEqual(str(error), "gw.toml:3: [rule]: is not supported by this version of socksgate")
+        error = self.error('[server]\n\n[[upstream]]\nname = "corp"\n')
+        self.assertEqual(str(error), "gw.toml:3: [upstream]: is not supported by this version of socksgate")
 
     def test_unknownTable(self) -> None:
         """

@@ -1,0 +1,3 @@
+"""
+The subcommands of the C{socksgate} console command.
+"""
