@@ -1,0 +1,58 @@
+"""
+The C{socksgate} console command: the administrator's tools.
+
+    socksgate check -c FILE [--client IP] [--destination HOST:PORT] ...
+    socksgate convert FILE
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TextIO
+
+from . import check
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="socksgate", description="socksgate's administration tools.")
+    commands = parser.add_subparsers(dest="tool", required=True, metavar="COMMAND")
+    check.addArguments(
+        commands.add_parser(
+            "check",
+            help="validate a configuration file and explain the decision for a request",
+            description=check.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
+    convert = commands.add_parser(
+        "convert",
+        help="convert a SOCKS4 sockd.conf or an NEC socks5.conf into socksgate's TOML",
+    )
+    convert.add_argument("file", help="the sockd.conf or socks5.conf to convert")
+    return parser
+
+
+def main(argv: list[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """
+    Run the command; return its exit status.
+    """
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    arguments = _parser().parse_args(argv)
+    if arguments.tool == "check":
+        return check.run(arguments, stdout, stderr)
+    from .convert import run as convert
+
+    return convert(arguments.file, stdout, stderr)
+
+
+def console() -> None:
+    """
+    The console script's entry point.
+    """
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    console()
