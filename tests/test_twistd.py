@@ -62,6 +62,25 @@ class TwistdTests(LoopbackTestCase):
         self.assertNotEqual(code, 0)
         self.assertIn(f"{path}:2: [server] connect-timeout: must be greater than 0".encode(), out + err)
 
+    async def test_failingExpectationStops(self) -> None:
+        """
+        A file whose [[expect]] check fails stops twistd, naming the
+        expectation, its line and what the rules decided instead.
+        """
+        path = os.path.abspath(self.mktemp())
+        with open(path, "w") as stream:
+            stream.write(
+                '[[rule]]\naction = "permit"\n\n'
+                '[[expect]]\nclient = "10.0.0.1"\ndestination = "192.0.2.1:25"\nresult = "deny"\n'
+            )
+        out, err, code = await self.twistd("-n", "--pidfile=", "socksgate", "-c", path)
+        self.assertNotEqual(code, 0)
+        self.assertIn(
+            f"{path}:4: [expect #1]: client 10.0.0.1 SOCKS5 connect 192.0.2.1:25: "
+            "expected deny, got permit by rule 1 (line 1)".encode(),
+            out + err,
+        )
+
     async def test_servesAndStops(self) -> None:
         """
         C{twistd -n socksgate --listen ...} serves SOCKS5 on the port it is
