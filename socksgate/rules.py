@@ -15,6 +15,7 @@ of which would be denied is refused without looking the name up.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network
 from typing import Union
@@ -22,7 +23,7 @@ from typing import Union
 from zope.interface import implementer
 
 from .interfaces import IAccessPolicy
-from .policy import DENY, PERMIT, AccessRequest, Decision
+from .policy import DENY, PERMIT, AccessRequest, Decision, IPAddress
 
 IPNetwork = Union[IPv4Network, IPv6Network]
 
@@ -138,29 +139,81 @@ _NO_RULE = Decision(DENY, None, "no rule matched")
 _NO_RULE_FOR_ANY_ADDRESS = Decision(DENY, None, "no rule permits any address of this name")
 
 
+#: Below this many rules for a version and command, scanning them all is
+#: cheaper than consulting the client index.
+_INDEX_FROM = 32
+
+
+class _ClientIndex:
+    """
+    The rules of one version and command, found by client address: a rule
+    with C{clients} is filed under each of its networks, by prefix length,
+    so a request is compared only with the rules that could match its
+    client (and those that match any client), in their order.
+    """
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self.rules = rules
+        self.anyClient: list[int] = []
+        self.byPrefix: dict[tuple[int, int], dict[int, list[int]]] = {}
+        for position, rule in enumerate(rules):
+            if rule.clients is None:
+                self.anyClient.append(position)
+                continue
+            for network in rule.clients:
+                bucket = self.byPrefix.setdefault((network.version, network.prefixlen), {})
+                bucket.setdefault(int(network.network_address), []).append(position)
+        self.prefixes = [
+            (version, ((1 << width) - 1) ^ ((1 << (width - length)) - 1), bucket)
+            for (version, length), bucket in self.byPrefix.items()
+            for width in (32 if version == 4 else 128,)
+        ]
+
+    def candidates(self, client: IPAddress | None) -> Iterable[Rule]:
+        """
+        The rules that could match a request from C{client}, in order.
+        """
+        if client is None:
+            return [self.rules[position] for position in self.anyClient]
+        value, version = int(client), client.version
+        positions = set(self.anyClient)
+        for prefixVersion, mask, bucket in self.prefixes:
+            if prefixVersion == version:
+                positions.update(bucket.get(value & mask, ()))
+        return [self.rules[position] for position in sorted(positions)]
+
+
 @implementer(IAccessPolicy)
 class RulePolicy:
     """
     Decides requests by a list of rules, first match wins.
 
-    The rules are indexed by version and command, so a request is compared
-    only with the rules that could apply to it.
+    The rules are indexed by version and command and, in large policies,
+    by client network, so a request is compared only with the rules that
+    could apply to it.
 
     @ivar rules: the rules, in order.
     """
 
     def __init__(self, rules: tuple[Rule, ...]) -> None:
         self.rules = rules
-        self._byKind: dict[tuple[str, str], tuple[Rule, ...]] = {
-            (version, command): tuple(
-                rule
-                for rule in rules
-                if (rule.versions is None or version in rule.versions)
-                and (rule.commands is None or command in rule.commands)
-            )
-            for version in ALL_VERSIONS
-            for command in ALL_COMMANDS
-        }
+        self._byKind: dict[tuple[str, str], tuple[Rule, ...] | _ClientIndex] = {}
+        for version in ALL_VERSIONS:
+            for command in ALL_COMMANDS:
+                applicable = tuple(
+                    rule
+                    for rule in rules
+                    if (rule.versions is None or version in rule.versions)
+                    and (rule.commands is None or command in rule.commands)
+                )
+                indexed = len(applicable) >= _INDEX_FROM
+                self._byKind[version, command] = _ClientIndex(applicable) if indexed else applicable
+
+    def _candidates(self, request: AccessRequest) -> Iterable[Rule]:
+        rules = self._byKind.get((request.version, request.command), ())
+        if isinstance(rules, _ClientIndex):
+            return rules.candidates(request.client)
+        return rules
 
     def decide(self, request: AccessRequest) -> Decision:
         """
@@ -179,7 +232,7 @@ class RulePolicy:
             for each address.
         """
         mayDeny = False
-        for rule in self._byKind.get((request.version, request.command), ()):
+        for rule in self._candidates(request):
             if not rule.matchesAllButDestination(request):
                 continue
             match = _destinationMatch(rule.destinations, request)

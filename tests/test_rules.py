@@ -5,8 +5,10 @@ wins, and decisions for names before and after they are resolved.
 
 from __future__ import annotations
 
-from ipaddress import ip_address
+from ipaddress import ip_address, ip_network
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from socksgate.config import parseConfig
@@ -360,3 +362,59 @@ class IndexTests(SynchronousTestCase):
         policy = policyFrom(rules)
         self.assertEqual(policy.decide(request(client="10.0.2.9")).rule, 3)
         self.assertEqual(policy.decide(request(client="10.0.2.9", command="udp")).rule, None)
+
+
+def linearDecision(policy: RulePolicy, subject: AccessRequest) -> Decision:
+    """
+    The decision by plain first-match over every rule, without any index:
+    the reference the indexed engine must agree with.
+    """
+    for rule in policy.rules:
+        if rule.versions is not None and subject.version not in rule.versions:
+            continue
+        if rule.commands is not None and subject.command not in rule.commands:
+            continue
+        if not rule.matchesAllButDestination(subject):
+            continue
+        patterns = rule.destinations
+        address = subject.destinationAddress
+        if (
+            patterns.anything
+            or (subject.destinationName is not None and patterns.matchesName(subject.destinationName))
+            or (address is not None and any(address in network for network in patterns.networks))
+        ):
+            return rule.decision()
+    return Decision(DENY, None, "no rule matched")
+
+
+class IndexAgreesTests(SynchronousTestCase):
+    """
+    The client index of large policies changes the speed, never the answer.
+    """
+
+    @settings(max_examples=60, deadline=None, database=None)
+    @given(
+        networks=st.lists(
+            st.tuples(st.integers(0, 3), st.integers(0, 3), st.sampled_from([8, 16, 24, 32])), min_size=40
+        ),
+        clients=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), min_size=1, max_size=20),
+        withAnyClient=st.lists(st.booleans(), min_size=40, max_size=40),
+    )
+    def test_agreesWithLinearScan(self, networks, clients, withAnyClient) -> None:
+        """
+        For random policies of 40 or more rules (mixing client networks of
+        every prefix length, rules for any client, permits and denies) and
+        random clients, the indexed decision equals the plain scan's.
+        """
+        rules = []
+        for number, (second, third, length) in enumerate(networks):
+            action = "permit" if number % 3 else "deny"
+            network = str(ip_network(f"10.{second}.{third}.{number % 4}/{length}", strict=False))
+            anyClient = withAnyClient[number % len(withAnyClient)] and number % 7 == 0
+            clients_ = "" if anyClient else f'clients = ["{network}"]\n'
+            rules.append(f'[[rule]]\naction = "{action}"\n{clients_}ports = ["{1000 + number % 5}"]\n')
+        policy = policyFrom("".join(rules))
+        for second, third in clients:
+            for port in range(1000, 1006):
+                subject = request(client=f"10.{second}.{third}.{port % 4}", port=port)
+                self.assertEqual(policy.decide(subject), linearDecision(policy, subject))
