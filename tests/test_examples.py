@@ -10,7 +10,7 @@ import sys
 
 from socksgate.testing import startEchoServer
 
-from .helpers import LoopbackTestCase, connectRaw, listeningPort, socks5Connect, startProcess
+from .helpers import LoopbackTestCase, connectRaw, listeningPort, socks4Connect, socks5Connect, startProcess
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 
@@ -43,5 +43,40 @@ class EmbedExampleTests(LoopbackTestCase):
         refused.transport.write(socks5Connect(b"\x7f\x00\x00\x01", 22, atyp=1))
         self.assertEqual((await refused.receiveAll())[2:4], b"\x05\x02")
 
+        transport.signalProcess(signal.SIGINT)
+        await process.ended
+
+
+class DirectoryPolicyExampleTests(LoopbackTestCase):
+    """
+    examples/directory_policy.py: a policy that answers with a Deferred.
+    """
+
+    async def test_lateAnswers(self) -> None:
+        """
+        A staff member is let through once the directory answers; a known
+        user outside staff is denied (CD 91); an unknown user makes the
+        lookup fail, which refuses the request and is logged.
+        """
+        echo = startEchoServer(self)
+        transport, process = await startProcess(
+            self,
+            [sys.executable, os.path.join(EXAMPLES, "directory_policy.py"), "tcp:0:interface=127.0.0.1"],
+            b"directory-policy gateway listening",
+        )
+        port = listeningPort(process.output)
+
+        async def ask(user: bytes) -> bytes:
+            client = await connectRaw(port)
+            client.transport.write(socks4Connect(echo.port, userid=user) + b"hi")
+            reply = await client.receive(8)
+            client.transport.loseConnection()
+            await client.closed
+            return reply[:2]
+
+        self.assertEqual(await ask(b"alice"), b"\x00\x5a")
+        self.assertEqual(await ask(b"bob"), b"\x00\x5b")
+        self.assertEqual(await ask(b"eve"), b"\x00\x5b")
+        self.assertIn(b"no such user in the directory: eve", process.output)
         transport.signalProcess(signal.SIGINT)
         await process.ended
