@@ -17,6 +17,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import ProcessProtocol, Protocol
 from twisted.internet.task import deferLater
+from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
@@ -237,3 +238,18 @@ async def startProcess(
         await deferLater(reactor, 0.05, lambda: None)
     testCase.assertIn(ready, process.output)
     return transport, process
+
+
+def collectSessions(testCase: Any) -> list[dict]:
+    """
+    Collect the session records emitted while the test runs.
+    """
+    records: list[dict] = []
+
+    def observer(event: dict) -> None:
+        if event.get("log_namespace") == "socksgate.session":
+            records.append(event["record"])
+
+    globalLogPublisher.addObserver(observer)
+    testCase.addCleanup(globalLogPublisher.removeObserver, observer)
+    return records

@@ -9,8 +9,6 @@ from ipaddress import IPv4Address
 
 from twisted.internet import reactor
 from twisted.internet.protocol import Factory, Protocol
-from twisted.logger import globalLogPublisher
-from twisted.trial.unittest import TestCase
 
 from socksgate.config import ServerConfig
 from socksgate.testing import StaticResolver, startEchoServer, startGateway, startSinkServer
@@ -19,6 +17,7 @@ from .helpers import (
     AnswerAfterFIN,
     LoopbackTestCase,
     SpeakThenFIN,
+    collectSessions,
     connectRaw,
     freePort,
     socks4aConnect,
@@ -27,21 +26,6 @@ from .helpers import (
 )
 
 SUCCESS_V4_HEAD = b"\x05\x00\x00\x01"
-
-
-def collectSessions(testCase: TestCase) -> list[dict]:
-    """
-    Collect the session records emitted while the test runs.
-    """
-    records: list[dict] = []
-
-    def observer(event: dict) -> None:
-        if event.get("log_namespace") == "socksgate.session":
-            records.append(event["record"])
-
-    globalLogPublisher.addObserver(observer)
-    testCase.addCleanup(globalLogPublisher.removeObserver, observer)
-    return records
 
 
 class SOCKS5ConnectTests(LoopbackTestCase):

@@ -6,12 +6,17 @@ what the rules forbid.
 
 from __future__ import annotations
 
-from twisted.logger import globalLogPublisher
-
 from socksgate.config import parseConfig
 from socksgate.testing import StaticResolver, startEchoServer, startGateway
 
-from .helpers import LoopbackTestCase, connectRaw, socks4aConnect, socks4Connect, socks5Connect
+from .helpers import (
+    LoopbackTestCase,
+    collectSessions,
+    connectRaw,
+    socks4aConnect,
+    socks4Connect,
+    socks5Connect,
+)
 
 RULES = """
 [[rule]]
@@ -41,14 +46,7 @@ class RuleOnTheWireTests(LoopbackTestCase):
     """
 
     def setUp(self) -> None:
-        self.records: list[dict] = []
-
-        def observer(event: dict) -> None:
-            if event.get("log_namespace") == "socksgate.session":
-                self.records.append(event["record"])
-
-        globalLogPublisher.addObserver(observer)
-        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        self.records = collectSessions(self)
         self.echo = startEchoServer(self)
         self.resolver = StaticResolver(
             {

@@ -12,7 +12,6 @@ from twisted.internet import error
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock, StringTransport
-from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -21,7 +20,7 @@ from socksgate.policy import DENY, PERMIT, AccessRequest, Decision
 from socksgate.server import EARLY_DATA_LIMIT, SOCKSServerFactory, SOCKSServerProtocol
 from socksgate.testing import StaticResolver
 
-from .helpers import socks4aConnect, socks4Connect, socks5Connect
+from .helpers import collectSessions, socks4aConnect, socks4Connect, socks5Connect
 
 LOCALHOST = b"\x7f\x00\x00\x01"
 
@@ -52,14 +51,7 @@ class ServerTestCase(SynchronousTestCase):
     def setUp(self) -> None:
         self.reactor = MemoryReactorClock()
         self.resolver = StaticResolver({"dest.test": ["127.0.0.1", "10.9.9.9"]})
-        self.records: list[dict] = []
-
-        def observer(event: dict) -> None:
-            if event.get("log_namespace") == "socksgate.session":
-                self.records.append(event["record"])
-
-        globalLogPublisher.addObserver(observer)
-        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        self.records = collectSessions(self)
 
     def connect(
         self, peer: str = "127.0.0.1", config: ServerConfig | None = None, policy: object = None
