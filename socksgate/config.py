@@ -27,6 +27,7 @@ from .rules import Rule, RulePolicy
 from .ruletables import Expectation, checkExpectations, parseExpectation, parseRule
 
 __all__ = [
+    "AuthConfig",
     "COMMANDS",
     "DEFAULT_LISTEN",
     "VERSIONS",
@@ -45,7 +46,7 @@ COMMANDS = ("connect", "bind", "udp")
 
 #: Tables that SPEC defines and that this version does not read yet.  A
 #: file that has them is refused rather than half applied.
-_NOT_YET_SUPPORTED = ("auth", "log", "upstream")
+_NOT_YET_SUPPORTED = ("log", "upstream")
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,38 @@ class ServerConfig:
     maxSessionsPerClient: int = 512
 
 
+#: SOCKS5 methods the [auth] table may name.
+METHODS = ("userpass", "none")
+IDENT_MODES = ("off", "log", "require")
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """
+    The C{[auth]} table.
+
+    @ivar methods: SOCKS5 methods in the server's order of preference.
+    @ivar checker: the credentials checker for C{userpass}, if any.
+    @ivar checkerDescription: the description it was made from.
+    @ivar ident: C{"off"}, C{"log"} or C{"require"} (SOCKS4 requests).
+    """
+
+    methods: tuple[str, ...] = ("none",)
+    checker: Any = None
+    checkerDescription: str = ""
+    ident: str = "off"
+
+    def withChecker(self, checker: Any, description: str) -> AuthConfig:
+        """
+        A copy that checks passwords with C{checker} (C{--auth}, which wins
+        over the file's): username/password becomes the preferred method.
+        """
+        methods = self.methods if "userpass" in self.methods else ("userpass",) + self.methods
+        if self.methods == ("none",):
+            methods = ("userpass",)
+        return replace(self, methods=methods, checker=checker, checkerDescription=description)
+
+
 @dataclass(frozen=True)
 class Config:
     """
@@ -82,6 +115,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     path: str | None = None
     rules: tuple[Rule, ...] = ()
+    auth: AuthConfig = field(default_factory=AuthConfig)
     expectations: tuple[Expectation, ...] = ()
 
     @cached_property
@@ -137,11 +171,73 @@ def _parseServer(checker: TableChecker) -> ServerConfig:
     )
 
 
-def parseConfig(text: str, path: str = "<config>") -> Config:
+def _parseAuth(checker: TableChecker, override: tuple[Any, str] | None) -> AuthConfig:
+    checker.checkKeys({"methods", "checker", "ident"})
+    methods = checker.strings("methods", ("none",), METHODS + ("gssapi",))
+    if "gssapi" in methods:
+        raise checker.error("methods", "gssapi is not supported by this version of socksgate")
+    if not methods:
+        raise checker.error("methods", "must name at least one method")
+    description = checker.get("checker", str, "", lambda value: None)
+    credentialsChecker = None
+    if description:
+        try:
+            credentialsChecker = makeChecker(description)
+        except Exception as problem:
+            raise checker.error("checker", f"{description!r}: {describeCheckerProblem(problem)}") from None
+    auth = AuthConfig(
+        methods=methods,
+        checker=credentialsChecker,
+        checkerDescription=description,
+        ident=checker.get("ident", str, "off", lambda value: _oneOf(value, IDENT_MODES)),
+    )
+    if override is not None:
+        auth = auth.withChecker(*override)
+    if "userpass" in auth.methods and auth.checker is None:
+        raise checker.error("methods", 'userpass needs a checker: set checker = "..." here or use --auth')
+    return auth
+
+
+def _oneOf(value: str, allowed: tuple[str, ...]) -> str | None:
+    return None if value in allowed else f"{value!r} is not one of {', '.join(allowed)}"
+
+
+def makeChecker(description: str) -> Any:
+    """
+    Make a credentials checker from a description, as C{--auth} takes it
+    (C{memory:alice:secret}, C{file:/etc/passwords}, C{unix},
+    C{htpasswd:/etc/socksgate.htpasswd}), for username and password.
+
+    @raise ValueError: the description names no such checker, or a checker
+        that does not check usernames and passwords.
+    """
+    from twisted.cred.credentials import IUsernamePassword
+    from twisted.cred.strcred import makeChecker as makeAnyChecker
+
+    checker = makeAnyChecker(description)
+    if IUsernamePassword not in checker.credentialInterfaces:
+        raise ValueError("this checker does not check usernames and passwords")
+    return checker
+
+
+def describeCheckerProblem(problem: Exception) -> str:
+    """
+    Say what is wrong with a checker description, in words.
+    """
+    from twisted.cred.strcred import InvalidAuthType
+
+    if isinstance(problem, InvalidAuthType):
+        return f"no checker kind {str(problem)!r} (twistd socksgate --help-auth lists them)"
+    return str(problem) or type(problem).__name__
+
+
+def parseConfig(text: str, path: str = "<config>", authChecker: tuple[Any, str] | None = None) -> Config:
     """
     Read a configuration from TOML text.
 
     @param path: the file name to put in error messages.
+    @param authChecker: a credentials checker and its description from the
+        command line (C{--auth}), which win over the file's.
     @raise ConfigError: the text is not TOML or a value is wrong.
     """
     try:
@@ -160,7 +256,7 @@ def parseConfig(text: str, path: str = "<config>") -> Config:
                 table,
                 lines.header(table),
             )
-        if table not in ("server", "rule", "expect"):
+        if table not in ("server", "rule", "expect", "auth"):
             raise ConfigError(path, "unknown table or key", table, lines.header(table))
     server = document.get("server", {})
     if not isinstance(server, dict):
@@ -176,7 +272,11 @@ def parseConfig(text: str, path: str = "<config>") -> Config:
         )
         for number, table in enumerate(_arrayOfTables(path, lines, document, "expect"))
     )
-    config = Config(serverConfig, path, rules, expectations)
+    auth = document.get("auth", {})
+    if not isinstance(auth, dict):
+        raise ConfigError(path, "must be a table", "auth", lines.header("auth"))
+    authConfig = _parseAuth(TableChecker(path, lines, "auth", auth), authChecker)
+    config = Config(server=serverConfig, path=path, rules=rules, expectations=expectations, auth=authConfig)
     checkExpectations(path, config.policy, expectations)
     return config
 
@@ -188,7 +288,7 @@ def _arrayOfTables(path: str, lines: LineIndex, document: dict[str, Any], name: 
     return tables
 
 
-def loadConfig(path: str) -> Config:
+def loadConfig(path: str, authChecker: tuple[Any, str] | None = None) -> Config:
     """
     Read the configuration file at C{path}.
 
@@ -206,4 +306,4 @@ def loadConfig(path: str) -> Config:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ConfigError(path, f"is not UTF-8 (byte {error.start})") from None
-    return parseConfig(text, path)
+    return parseConfig(text, path, authChecker)

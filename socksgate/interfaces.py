@@ -32,3 +32,10 @@ class IAccessPolicy(Interface):
             the general-failure reply and is logged.
         @rtype: L{socksgate.policy.Decision} or L{Deferred}
         """
+
+
+class ISOCKSUser(Interface):
+    """
+    The avatar of a user who logged in to the gateway: its C{name} is what
+    the access policy and the session log see.
+    """

@@ -46,11 +46,21 @@ class RequestRefused(Exception):
         C{timeout} or C{error}).
     @ivar reason: what happened, for the log.
     @ivar decision: the policy decision involved, if any.
+    @ivar socks4: the SOCKS4 CD that reports it, when it is not simply 91
+        (92 and 93 for ident).
     """
 
-    def __init__(self, reply: ReplyCode, outcome: str, reason: str, decision: Decision | None = None):
+    def __init__(
+        self,
+        reply: ReplyCode,
+        outcome: str,
+        reason: str,
+        decision: Decision | None = None,
+        socks4: int | None = None,
+    ):
         super().__init__(reason)
         self.reply, self.outcome, self.reason, self.decision = reply, outcome, reason, decision
+        self.socks4 = socks4
 
 
 _ERRNO_REPLIES = {

@@ -10,9 +10,11 @@ a L{SessionTable}.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
+from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IHalfCloseableProtocol, IHostnameResolver
 from twisted.internet.protocol import Factory, Protocol
@@ -20,7 +22,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from .config import ServerConfig
+from .auth import LoginThrottle, PasswordAuthenticator, SOCKSUser, selectMethod
+from .config import AuthConfig, ServerConfig
 from .interfaces import IAccessPolicy
 from .outbound import RequestRefused, openConnection, refusalForFailure
 from .policy import AccessRequest, Decision, IPAddress, LoopbackOnlyPolicy
@@ -28,16 +31,21 @@ from .relay import DestinationProtocol, Relay
 from .session import SessionRecord, emitSession, newSessionID
 from .wire import (
     NEED_DATA,
+    AuthStatus,
     Command,
     Method,
     RemoteProtocolError,
     ReplyCode,
     ServerState,
+    SOCKS4Reply,
+    SOCKS4ReplyCode,
     SOCKS4Request,
     SOCKS5Greeting,
     SOCKS5MethodSelection,
     SOCKS5Request,
     SOCKSServerConnection,
+    UsernamePasswordReply,
+    UsernamePasswordRequest,
 )
 
 _COMMAND_NAMES = {Command.CONNECT: "connect", Command.BIND: "bind", Command.UDP_ASSOCIATE: "udp"}
@@ -147,7 +155,9 @@ class SOCKSServerProtocol(Protocol):
         self._clientFinished = False
         self._lost = False
         self._handshakeCall: IDelayedCall | None = None
+        self._delayedRefusal: IDelayedCall | None = None
         self._pending: Deferred[Any] | None = None
+        self._user: str | None = None
 
     def connectionMade(self) -> None:
         """
@@ -178,6 +188,12 @@ class SOCKSServerProtocol(Protocol):
         if not self._admitted:
             return
         self._receivedAny = True
+        self._process(data)
+
+    def _process(self, data: bytes) -> None:
+        """
+        Feed the codec and act on the messages it has now.
+        """
         codec = self.codec
         try:
             codec.receiveData(data)
@@ -186,8 +202,9 @@ class SOCKSServerProtocol(Protocol):
             self.transport.write(error.reply)
             self._refuse("error", error.code, error.reason)
             return
-        if codec.state is ServerState.REPLYING and codec.bufferedBytes > EARLY_DATA_LIMIT:
-            # The client sends ahead while the gateway connects: hold it.
+        waiting = codec.state in (ServerState.REPLYING, ServerState.SOCKS5_AUTHENTICATING)
+        if waiting and codec.bufferedBytes > EARLY_DATA_LIMIT:
+            # The client sends ahead while the gateway decides: hold it.
             self.transport.pauseProducing()
 
     def readConnectionLost(self) -> None:
@@ -214,6 +231,9 @@ class SOCKSServerProtocol(Protocol):
         """
         self._lost = True
         self._cancelHandshakeTimer()
+        if self._delayedRefusal is not None:
+            self._delayedRefusal.cancel()
+            self._delayedRefusal = None
         if self.relay is not None:
             self.relay.clientLost(reason)
         else:
@@ -243,6 +263,9 @@ class SOCKSServerProtocol(Protocol):
                 return
             if isinstance(event, SOCKS5Greeting):
                 self._selectMethod(event)
+            elif isinstance(event, UsernamePasswordRequest):
+                self._authenticate(event)
+                return
             elif isinstance(event, (SOCKS4Request, SOCKS5Request)):
                 self._startRequest(event)
                 return
@@ -253,14 +276,61 @@ class SOCKSServerProtocol(Protocol):
         assert self.record is not None
         self.record.version = "5"
         if "5" not in self.factory.config.versions:
-            why = "SOCKS5 is disabled"
-        elif Method.NO_AUTHENTICATION in greeting.methods:
-            self.transport.write(self.codec.send(SOCKS5MethodSelection(Method.NO_AUTHENTICATION)))
-            return
+            method, why = Method.NO_ACCEPTABLE_METHODS, "SOCKS5 is disabled"
         else:
+            method = selectMethod(self.factory.auth.methods, greeting.methods)
             why = "the client offers no acceptable authentication method"
-        self.transport.write(self.codec.send(SOCKS5MethodSelection(Method.NO_ACCEPTABLE_METHODS)))
-        self._refuse("denied", Method.NO_ACCEPTABLE_METHODS, why)
+        self.transport.write(self.codec.send(SOCKS5MethodSelection(method)))
+        if method == Method.NO_ACCEPTABLE_METHODS:
+            self._refuse("denied", method, why)
+        elif method == Method.USERNAME_PASSWORD:
+            self.record.auth = "userpass"
+
+    def _authenticate(self, credentials: UsernamePasswordRequest) -> None:
+        """
+        Check an RFC 1929 user name and password; the password goes nowhere
+        but to the checker.
+        """
+        assert self.record is not None
+        self.record.user = credentials.username.decode("utf-8", "backslashreplace")
+        authenticator = self.factory.authenticator
+        assert authenticator is not None
+        pending = authenticator.login(credentials.username, credentials.password)
+        self._pending = pending
+        pending.addCallbacks(self._loggedIn, self._loginFailed)
+        pending.addErrback(self._internalError)
+
+    def _loggedIn(self, user: SOCKSUser) -> None:
+        self._pending = None
+        if self._lost:
+            return
+        assert self.record is not None
+        self.factory.throttle.succeeded(self.client)
+        self._user = self.record.user = user.name
+        self.transport.write(self.codec.send(UsernamePasswordReply(AuthStatus.SUCCESS)))
+        self._process(b"")
+
+    def _loginFailed(self, failure: Failure) -> None:
+        self._pending = None
+        if self._lost:
+            return
+        assert self.record is not None
+        if not failure.check(UnauthorizedLogin):
+            self.log.failure("the credentials checker failed", failure)
+        delay = self.factory.throttle.failed(self.client)
+        self.log.info(
+            "failed login as {user!r} from {client}; answering in {delay:g} s",
+            user=self.record.user,
+            client=self.record.client,
+            delay=delay,
+        )
+        self._cancelHandshakeTimer()
+        self._delayedRefusal = self.factory.reactor.callLater(delay, self._refuseLogin)
+
+    def _refuseLogin(self) -> None:
+        self._delayedRefusal = None
+        self.transport.write(self.codec.send(UsernamePasswordReply(AuthStatus.FAILURE)))
+        self._refuse("denied", AuthStatus.FAILURE, "authentication failed")
 
     def _startRequest(self, request: SOCKS4Request | SOCKS5Request) -> None:
         assert self.record is not None
@@ -268,7 +338,7 @@ class SOCKSServerProtocol(Protocol):
         config = self.factory.config
         record = self.record
         if isinstance(request, SOCKS5Request):
-            version, user = "5", None
+            version, user = "5", self._user
         else:
             version = "4a" if request.isSOCKS4a else "4"
             user = request.userid.decode("utf-8", "backslashreplace") or None
@@ -300,21 +370,74 @@ class SOCKSServerProtocol(Protocol):
             destinationAddress=None,
             port=request.port,
             user=user,
-            auth="none",
+            auth=record.auth,
         )
+        if version != "5" and self.factory.auth.ident != "off":
+            pending: Deferred[Any] = self._checkIdent(accessRequest)
+            pending.addCallback(self._openConnection, request.host)
+        else:
+            pending = self._openConnection(accessRequest, request.host)
+        self._pending = pending
+        pending.addCallbacks(self._connected, self._connectFailed)
+        pending.addErrback(self._internalError)
+
+    def _openConnection(self, accessRequest: AccessRequest, host: Any) -> Deferred[Any]:
         factory = self.factory
-        pending = openConnection(
+        return openConnection(
             factory.reactor,
             factory.resolver,
             factory.policy.decide,
             accessRequest,
-            request.host,
-            config.connectTimeout,
+            host,
+            factory.config.connectTimeout,
             factory.bindHost,
         )
-        self._pending = pending
-        pending.addCallbacks(self._connected, self._connectFailed)
-        pending.addErrback(self._internalError)
+
+    def _checkIdent(self, accessRequest: AccessRequest) -> Deferred[AccessRequest]:
+        """
+        Ask the client's identd who owns the connection (RFC 1413).  With
+        C{ident = "log"} the answer is only recorded; with C{"require"} no
+        answer refuses with CD 92 and another user than USERID with CD 93,
+        and a match makes the user an C{ident}-verified one.
+        """
+        from .ident import IdentUnavailable, queryIdent
+
+        factory, record = self.factory, self.record
+        assert record is not None
+        peer, local = self.transport.getPeer(), self.transport.getHost()
+        require = factory.auth.ident == "require"
+        claimed = accessRequest.user
+
+        def answered(owner: str) -> AccessRequest:
+            record.ident = owner
+            if not require:
+                return accessRequest
+            if owner != claimed:
+                raise RequestRefused(
+                    ReplyCode.NOT_ALLOWED, "denied", f"identd says {owner!r}, USERID claims {claimed!r}",
+                    socks4=SOCKS4ReplyCode.IDENTD_MISMATCH,
+                )  # fmt: skip
+            record.auth = "ident"
+            return replace(accessRequest, auth="ident")
+
+        def unanswered(failure: Failure) -> AccessRequest:
+            if not require:
+                return accessRequest
+            if failure.check(IdentUnavailable):
+                raise RequestRefused(
+                    ReplyCode.NOT_ALLOWED, "denied", f"no identd answered: {failure.value}",
+                    socks4=SOCKS4ReplyCode.IDENTD_UNREACHABLE,
+                )  # fmt: skip
+            raise RequestRefused(
+                ReplyCode.NOT_ALLOWED, "denied", f"identd did not confirm {claimed!r}: {failure.value}",
+                socks4=SOCKS4ReplyCode.IDENTD_MISMATCH,
+            )  # fmt: skip
+
+        query = queryIdent(
+            factory.reactor, peer.host, peer.port, local.port,
+            timeout=factory.identTimeout, identPort=factory.identPort, bindHost=local.host,
+        )  # fmt: skip
+        return query.addCallbacks(answered, unanswered)
 
     def _connected(self, result: tuple[DestinationProtocol, Decision]) -> None:
         self._pending = None
@@ -358,8 +481,12 @@ class SOCKSServerProtocol(Protocol):
     def _refuseRequest(self, refusal: RequestRefused) -> None:
         if refusal.decision is not None:
             self._noteDecision(refusal.decision)
-        self.transport.write(self.codec.reply(refusal.reply))
-        code = int(refusal.reply) if self.codec.version == 5 else 91
+        if self.codec.version == 4 and refusal.socks4 is not None:
+            code = refusal.socks4
+            self.transport.write(self.codec.send(SOCKS4Reply(SOCKS4ReplyCode(code))))
+        else:
+            self.transport.write(self.codec.reply(refusal.reply))
+            code = int(refusal.reply) if self.codec.version == 5 else SOCKS4ReplyCode.REJECTED
         self._refuse(refusal.outcome, code, refusal.reason)
 
     def _noteDecision(self, decision: Decision) -> None:
@@ -410,9 +537,17 @@ class SOCKSServerFactory(Factory):
     @ivar resolver: the L{IHostnameResolver} for destination names.
     @ivar sessions: the L{SessionTable}, shared by a gateway's listeners.
     @ivar bindHost: the source address of outgoing connections, or L{None}.
+    @ivar auth: the C{[auth]} settings: SOCKS5 methods, checker, ident.
+    @ivar throttle: the L{LoginThrottle} for failed logins, shared by a
+        gateway's listeners.
     """
 
     protocol = SOCKSServerProtocol  # type: ignore[assignment]
+
+    #: Where the identd of SOCKS4 clients listens (RFC 1413), and how long
+    #: an answer may take.
+    identPort = 113
+    identTimeout = 5.0
 
     def __init__(
         self,
@@ -422,6 +557,8 @@ class SOCKSServerFactory(Factory):
         listener: str = "",
         resolver: IHostnameResolver | None = None,
         sessions: SessionTable | None = None,
+        auth: AuthConfig | None = None,
+        throttle: LoginThrottle | None = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as globalReactor
@@ -431,16 +568,20 @@ class SOCKSServerFactory(Factory):
         self.listener = listener
         self.resolver = resolver if resolver is not None else reactor.nameResolver
         self.sessions = sessions if sessions is not None else SessionTable()
+        self.throttle = throttle if throttle is not None else LoginThrottle(reactor)
         self.configure(
             config if config is not None else ServerConfig(),
             policy if policy is not None else LoopbackOnlyPolicy(),
+            auth,
         )
 
-    def configure(self, config: ServerConfig, policy: IAccessPolicy) -> None:
+    def configure(self, config: ServerConfig, policy: IAccessPolicy, auth: AuthConfig | None = None) -> None:
         """
-        Use C{config} and C{policy} for requests from now on (a reload);
-        sessions already under way keep what they were given.
+        Use C{config}, C{policy} and C{auth} for requests from now on (a
+        reload); sessions already under way keep what they were given.
         """
+        self.auth = auth if auth is not None else AuthConfig()
+        self.authenticator = PasswordAuthenticator(self.auth.checker) if self.auth.checker else None
         external = ip_address(config.external)
         self.bindHost: IPv4Address | IPv6Address | None = None if external.is_unspecified else external
         self.config = config

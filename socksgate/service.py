@@ -18,6 +18,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from .auth import LoginThrottle
 from .config import Config, ConfigError, loadConfig
 from .interfaces import IAccessPolicy
 from .server import SessionTable, SOCKSServerFactory
@@ -46,9 +47,12 @@ class GatewayService(MultiService):
         reactor: Any,
         policy: IAccessPolicy | None = None,
         resolver: IHostnameResolver | None = None,
+        authChecker: tuple[Any, str] | None = None,
     ) -> None:
         super().__init__()
         self.config = config
+        self._authChecker = authChecker
+        self.throttle = LoginThrottle(reactor)
         self._fixedPolicy = policy
         self.policy = policy if policy is not None else config.policy
         self.sessions = SessionTable()
@@ -57,7 +61,14 @@ class GatewayService(MultiService):
         self._previousHandler: Any = None
         for description in config.server.listen:
             factory = SOCKSServerFactory(
-                reactor, config.server, self.policy, description, resolver, self.sessions
+                reactor,
+                config.server,
+                self.policy,
+                description,
+                resolver,
+                self.sessions,
+                config.auth,
+                self.throttle,
             )
             self.factories[description] = factory
             strports.service(description, factory, reactor=reactor).setServiceParent(self)
@@ -94,7 +105,9 @@ class GatewayService(MultiService):
         path = self.config.path
         if path is None:
             return succeed(False)
-        reading = deferToThreadPool(self._reactor, self._reactor.getThreadPool(), loadConfig, path)
+        reading = deferToThreadPool(
+            self._reactor, self._reactor.getThreadPool(), loadConfig, path, self._authChecker
+        )
         return reading.addCallbacks(self._reloaded, self._reloadFailed, errbackArgs=(path,))
 
     def _reloaded(self, config: Config) -> bool:
@@ -107,7 +120,7 @@ class GatewayService(MultiService):
         self.config = config
         self.policy = self._fixedPolicy if self._fixedPolicy is not None else config.policy
         for factory in self.factories.values():
-            factory.configure(config.server, self.policy)
+            factory.configure(config.server, self.policy, config.auth)
         self.log.info(
             "reloaded {path}: {rules} rules, {expectations} expectations hold",
             path=config.path,
@@ -133,6 +146,7 @@ def buildService(
     reactor: Any = None,
     policy: IAccessPolicy | None = None,
     resolver: IHostnameResolver | None = None,
+    authChecker: tuple[Any, str] | None = None,
 ) -> GatewayService:
     """
     Build the gateway's service.
@@ -144,9 +158,12 @@ def buildService(
         here stays when the file is reloaded.
     @param resolver: the name resolver for destinations; the reactor's
         when L{None}.
+    @param authChecker: the credentials checker given on the command line
+        (C{--auth}) and its description: it wins over the file's, at start
+        (C{config} already has it) and at every reload.
     """
     if reactor is None:
         from twisted.internet import reactor as globalReactor
 
         reactor = globalReactor
-    return GatewayService(config if config is not None else Config(), reactor, policy, resolver)
+    return GatewayService(config if config is not None else Config(), reactor, policy, resolver, authChecker)

@@ -4,16 +4,22 @@ The C{twistd socksgate} command line.
 
 from __future__ import annotations
 
+from twisted.cred import strcred
+from twisted.cred.credentials import IUsernamePassword
 from twisted.python import usage
 
-from .config import Config, ConfigError, loadConfig
+from .config import ConfigError, loadConfig, parseConfig
 from .service import GatewayService, buildService
 
 
-class Options(usage.Options):
+class Options(usage.Options, strcred.AuthOptionMixin):
     """
-    Options of C{twistd socksgate}.
+    Options of C{twistd socksgate}.  C{--auth} takes a credentials checker
+    as every twistd plugin does (C{--help-auth} lists the kinds); it enables
+    username/password for SOCKS5.
     """
+
+    supportedInterfaces = (IUsernamePassword,)
 
     synopsis = "[options]"
     longdesc = (
@@ -41,8 +47,16 @@ class Options(usage.Options):
         """
         Load the configuration file, so that its errors stop twistd.
         """
+        checkers = self.get("credCheckers", [])
+        if len(checkers) > 1:
+            raise usage.UsageError("give --auth once: socksgate checks passwords with one checker")
+        authChecker = (checkers[0], "--auth") if checkers else None
+        self["authChecker"] = authChecker
         try:
-            config = loadConfig(self["config"]) if self["config"] else Config()
+            if self["config"]:
+                config = loadConfig(self["config"], authChecker)
+            else:
+                config = parseConfig("", "(no configuration file)", authChecker)
         except ConfigError as error:
             raise usage.UsageError(str(error)) from None
         if self["listen"]:
@@ -54,4 +68,4 @@ def makeService(options: Options) -> GatewayService:
     """
     Build the gateway from the parsed options.
     """
-    return buildService(options["configuration"])
+    return buildService(options["configuration"], authChecker=options["authChecker"])
