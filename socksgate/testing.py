@@ -27,7 +27,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from .config import ServerConfig
+from .config import AuthConfig, ServerConfig
 from .interfaces import IAccessPolicy
 from .resolver import StaticResolver
 from .server import SessionTable, SOCKSServerFactory
@@ -88,6 +88,7 @@ def startGateway(
     resolver: IHostnameResolver | None = None,
     reactor: Any = None,
     interface: str = "127.0.0.1",
+    auth: AuthConfig | None = None,
 ) -> RunningGateway:
     """
     Start a gateway on an ephemeral port of C{interface}, stopped and with
@@ -95,13 +96,15 @@ def startGateway(
 
     @param policy: the access policy; by default, loopback clients only.
     @param config: the C{[server]} settings.
+    @param auth: the C{[auth]} settings, for a gateway that asks for
+        passwords (C{AuthConfig(("userpass",), makeChecker("memory:u:p"))}).
     @param resolver: the resolver for destination names, so a test decides
         what resolves and to what (a L{StaticResolver}, say); the reactor's
         by default.
     """
     reactor = _reactorOf(reactor)
     factory = SOCKSServerFactory(
-        reactor, config, policy, listener=f"tcp:0:interface={interface}", resolver=resolver
+        reactor, config, policy, listener=f"tcp:0:interface={interface}", resolver=resolver, auth=auth
     )
     listeningPort = reactor.listenTCP(0, factory, interface=interface)
 

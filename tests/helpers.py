@@ -253,3 +253,20 @@ def collectSessions(testCase: Any) -> list[dict]:
     globalLogPublisher.addObserver(observer)
     testCase.addCleanup(globalLogPublisher.removeObserver, observer)
     return records
+
+
+def startWebServer(testCase: Any, content: bytes = b"hello from the web\n") -> int:
+    """
+    A twisted.web server on loopback serving C{content} at C{/} (and the
+    files of a fresh directory), stopped with the test.
+
+    @return: its port number.
+    """
+    from twisted.web.server import Site
+    from twisted.web.static import Data
+
+    site = Site(Data(content, "text/plain"))
+    site.noisy = False
+    listening = reactor.listenTCP(0, site, interface="127.0.0.1")
+    testCase.addCleanup(listening.stopListening)
+    return listening.getHost().port
