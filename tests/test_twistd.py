@@ -13,7 +13,14 @@ from twisted.internet.utils import getProcessOutputAndValue
 
 from socksgate.testing import startEchoServer
 
-from .helpers import LoopbackTestCase, connectRaw, listeningPort, socks5Connect, startProcess
+from .helpers import (
+    LoopbackTestCase,
+    connectRaw,
+    listeningPort,
+    socks5Connect,
+    startProcess,
+    startWebServer,
+)
 
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 
@@ -104,3 +111,29 @@ class TwistdTests(LoopbackTestCase):
         self.assertEqual(await process.ended, (None, signal.SIGTERM), process.output)
         self.assertIn(b"Server Shut Down.", process.output)
         self.assertIn(b"socksgate.session", process.output)
+
+    async def test_authOption(self) -> None:
+        """
+        C{twistd socksgate --auth memory:alice:s3cret} asks SOCKS5 clients
+        for a password: curl gets through with it and is refused without.
+        """
+        webPort = startWebServer(self)
+        transport, process = await startProcess(
+            self,
+            TWISTD + ["-n", "--pidfile=", "socksgate", "--listen", "tcp:0:interface=127.0.0.1",
+                      "--auth", "memory:alice:s3cret"],
+            b"starting on ",
+        )  # fmt: skip
+        port = listeningPort(process.output)
+        codes = []
+        for credentials in ("alice:s3cret@", ""):
+            out, err, code = await getProcessOutputAndValue(
+                "curl", ["--silent", "--max-time", "20", "-x", f"socks5h://{credentials}127.0.0.1:{port}",
+                         f"http://localhost:{webPort}/"],
+                env=dict(os.environ, ALL_PROXY="", NO_PROXY=""),
+            )  # fmt: skip
+            codes.append(code)
+        self.assertEqual(codes, [0, 97])
+        self.assertNotIn(b"s3cret", process.output)
+        transport.signalProcess(signal.SIGTERM)
+        await process.ended
