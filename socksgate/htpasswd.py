@@ -260,7 +260,10 @@ class HtpasswdChecker:
         self._lock = threading.Lock()
         self._stamp, self._users = _load(self.path)
         self._dummy = _dummyFor(self._users)
-        self._reported: tuple[_Stamp | None, str] | None = None
+        # The version of the file last found broken, and its problem: it
+        # is reported once, and not read again until it changes.
+        self._brokenStamp: _Stamp | None = None
+        self._brokenProblem: str | None = None
 
     def requestAvatarId(self, credentials: IUsernamePassword) -> Deferred[str]:
         """
@@ -290,7 +293,15 @@ class HtpasswdChecker:
             loaded, C{False} when the previous users stay.
         """
         reading = deferToThreadPool(self._reactor, self._reactor.getThreadPool(), self._refresh, True)
-        return reading.addCallback(lambda outcome: self._logReload(outcome) and outcome.error is None)
+        return reading.addCallback(self._reloaded)
+
+    def _reloaded(self, outcome: _Reload) -> bool:
+        """
+        Back on the reactor thread: log a forced re-read, and say whether
+        the file was loaded.
+        """
+        self._logReload(outcome)
+        return outcome.error is None
 
     def _refresh(self, force: bool) -> _Reload | None:
         """
@@ -307,18 +318,20 @@ class HtpasswdChecker:
                 try:
                     stamp = _stampOf(os.stat(self.path))
                 except OSError as error:
-                    raise HtpasswdError(self.path, None, f"cannot be read: {error.strerror or error}") from None
-                if not force and (stamp == self._stamp or stamp == (self._reported or (None,))[0]):
+                    raise HtpasswdError(
+                        self.path, None, f"cannot be read: {error.strerror or error}"
+                    ) from None
+                if not force and stamp in (self._stamp, self._brokenStamp):
                     return None
                 loaded, users = _load(self.path)
             except HtpasswdError as error:
-                report = (stamp, str(error))
-                if report == self._reported and not force:
+                problem = str(error)
+                if not force and (stamp, problem) == (self._brokenStamp, self._brokenProblem):
                     return None
-                self._reported = report
+                self._brokenStamp, self._brokenProblem = stamp, problem
                 return _Reload(len(self._users), error)
             self._stamp, self._users, self._dummy = loaded, users, _dummyFor(users)
-            self._reported = None
+            self._brokenStamp = self._brokenProblem = None
             return _Reload(len(users), None)
 
     def _verify(self, username: object, password: object) -> tuple[str | None, _Reload | None]:
@@ -351,12 +364,12 @@ class HtpasswdChecker:
             raise UnauthorizedLogin()
         return user
 
-    def _logReload(self, outcome: _Reload | None) -> _Reload | None:
+    def _logReload(self, outcome: _Reload | None) -> None:
         """
         Log a re-read of the file (on the reactor thread).
         """
         if outcome is None:
-            return None
+            return
         if outcome.error is None:
             self.log.info("Reloaded {path}: {users} users", path=self.path, users=outcome.users)
         else:
@@ -366,4 +379,3 @@ class HtpasswdChecker:
                 users=outcome.users,
                 problem=str(outcome.error),
             )
-        return outcome

@@ -224,3 +224,13 @@ class CurlPasswordTests(LoopbackTestCase):
         with open(path, "w") as stream:
             stream.write("alice:s3cret\nbob:other\n")
         await self.check(f"file:{path}")
+
+    async def test_htpasswdChecker(self) -> None:
+        """
+        --auth htpasswd:PATH, a file written by Debian's htpasswd -B.
+        """
+        path = os.path.abspath(self.mktemp())
+        out, err, code = await getProcessOutputAndValue("htpasswd", ["-cbB", path, "alice", "s3cret"])
+        self.assertEqual(code, 0, err)
+        await self.check(f"htpasswd:{path}")
+

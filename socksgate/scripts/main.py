@@ -3,6 +3,7 @@ The C{socksgate} console command: the administrator's tools.
 
     socksgate check -c FILE [--client IP] [--destination HOST:PORT] ...
     socksgate convert FILE
+    socksgate passwd FILE USER
 """
 
 from __future__ import annotations
@@ -30,6 +31,13 @@ def _parser() -> argparse.ArgumentParser:
         help="convert a SOCKS4 sockd.conf or an NEC socks5.conf into socksgate's TOML",
     )
     convert.add_argument("file", help="the sockd.conf or socks5.conf to convert")
+    passwd = commands.add_parser(
+        "passwd",
+        help="add or change a user in an htpasswd file (bcrypt); the password is read from the "
+        "terminal or standard input",
+    )
+    passwd.add_argument("file", help="the htpasswd file (created if missing)")
+    passwd.add_argument("user", help="the user name")
     return parser
 
 
@@ -42,6 +50,10 @@ def main(argv: list[str] | None = None, stdout: TextIO | None = None, stderr: Te
     arguments = _parser().parse_args(argv)
     if arguments.tool == "check":
         return check.run(arguments, stdout, stderr)
+    if arguments.tool == "passwd":
+        from .passwd import run as passwd
+
+        return passwd(arguments.file, arguments.user, sys.stdin, stdout, stderr)
     from .convert import run as convert
 
     return convert(arguments.file, stdout, stderr)
