@@ -99,9 +99,14 @@ class GatewayService(MultiService):
         requests; sessions under way go on as they are.  A file that does
         not load, or whose expectations fail, is refused with a log message
         and the running configuration stays.  Listeners are not changed.
+        A checker given with C{--auth} that reads a file reads it again.
 
         @return: a Deferred that fires with whether the new file was taken.
         """
+        commandLineChecker = self._authChecker[0] if self._authChecker else None
+        if hasattr(commandLineChecker, "reload"):
+            # An --auth checker that reads a file (htpasswd:) reads it again.
+            commandLineChecker.reload()
         path = self.config.path
         if path is None:
             return succeed(False)
