@@ -3,8 +3,8 @@ RFC 1413 ident lookups: ask the identd on a SOCKS client's host which user
 owns the client's connection to the gateway.
 
 The SOCKS4 server protocol uses L{queryIdent} for C{[auth] ident}. With
-C{"log"} it writes the user identd names (or why there is none) to the
-session log and goes on. With C{"require"} it refuses the request with
+C{"log"} it writes the user identd names to the session log and goes on,
+answer or not. With C{"require"} it refuses the request with
 CD 92 when no identd answers (L{IdentUnavailable}) and with CD 93 when the
 user identd names differs from the request's USERID; an identd that
 answers with an error (L{IdentRefused}) names no user, so no USERID can
@@ -67,6 +67,16 @@ class IdentRefused(IdentError):
         self.token = token
 
 
+def _ports(pair: str) -> tuple[int, int] | None:
+    """
+    The two ports of a reply's C{port , port} field, if it is one.
+    """
+    ports = pair.split(",")
+    if len(ports) != 2 or not all(port.strip().isdigit() for port in ports):
+        return None
+    return int(ports[0]), int(ports[1])
+
+
 def parseReply(line: str, portOnServer: int, portOnClient: int) -> str:
     """
     The user id in an RFC 1413 reply to the query C{portOnServer ,
@@ -80,12 +90,11 @@ def parseReply(line: str, portOnServer: int, portOnClient: int) -> str:
     parts = [part.strip() for part in line.split(":", 3)]
     if len(parts) < 3:
         raise IdentUnavailable(f"malformed answer {line[:80]!r}")
-    ports = [port.strip() for port in parts[0].split(",")]
-    if ports != [str(portOnServer), str(portOnClient)]:
+    if _ports(parts[0]) != (portOnServer, portOnClient):
         raise IdentUnavailable(f"answer about other ports: {parts[0][:40]!r}")
     replyType = parts[1].upper()
     if replyType == "ERROR" and len(parts) == 3 and parts[2] and " " not in parts[2]:
-        raise IdentRefused(parts[2].upper())
+        raise IdentRefused(parts[2])
     if replyType == "USERID" and len(parts) == 4 and parts[2] and parts[3]:
         return parts[3]
     raise IdentUnavailable(f"malformed answer {line[:80]!r}")
@@ -120,6 +129,12 @@ class _IdentQueryProtocol(twistedIdent.IdentClient):
         # US-ASCII is RFC 1413's default; UTF-8 covers it and the user ids
         # of identds that send UTF-8. Other bytes stay visible, escaped.
         super().lineReceived(line.decode("utf-8", "backslashreplace"))
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        queries, self.queries = self.queries, []
+        for query in queries:
+            query[0].errback(IdentUnavailable(f"answer longer than {self.MAX_LENGTH} bytes"))
+        self.transport.loseConnection()
 
     def parseResponse(self, deferred: Deferred[str], line: str) -> None:
         try:
@@ -167,6 +182,9 @@ async def _exchange(endpoint: IStreamClientEndpoint, portOnServer: int, portOnCl
     except twistedIdent.IdentError:
         # IdentClient's own error comes only from connectionLost.
         raise IdentUnavailable("identd closed the connection without an answer") from None
+    except IdentError:
+        protocol.transport.loseConnection()
+        raise
     except BaseException:
         protocol.transport.abortConnection()
         raise
@@ -216,9 +234,9 @@ def queryIdent(
     endpoint = _identEndpoint(reactor, _unmapped(clientHost), identPort, bindHost)
     query = Deferred.fromCoroutine(_exchange(endpoint, clientPort, serverPort))
 
-    def timedOut(result: object, timeout: float) -> object:
+    def timedOut(result: object, seconds: float) -> object:
         if isinstance(result, Failure):
-            raise IdentUnavailable(f"no answer within {timeout:g} seconds")
+            raise IdentUnavailable(f"no answer within {seconds:g} seconds")
         return result
 
     query.addTimeout(timeout, reactor, onTimeoutCancel=timedOut)

@@ -75,10 +75,13 @@ class GatewayService(MultiService):
 
     def startService(self) -> None:
         """
-        Start listening, and reload the configuration file on SIGHUP.
+        Start listening, and reload the configuration file (and an --auth
+        checker's file) on SIGHUP.
         """
         super().startService()
-        if self.config.path is not None and threading.current_thread() is threading.main_thread():
+        checker = self._authChecker[0] if self._authChecker else None
+        reloadable = self.config.path is not None or hasattr(checker, "reload")
+        if reloadable and threading.current_thread() is threading.main_thread():
             self._previousHandler = signal.signal(signal.SIGHUP, self._hangUp)
 
     def stopService(self) -> Any:
