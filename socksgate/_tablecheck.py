@@ -99,14 +99,23 @@ KIND_NAMES = {float: "a number", int: "an integer", str: "a string", list: "a li
 
 
 def positive(value: float) -> str | None:
+    """
+    Whether a number is above 0 (L{None}), or what is wrong.
+    """
     return None if value > 0 else "must be greater than 0"
 
 
 def notNegative(value: float) -> str | None:
+    """
+    Whether a number is 0 or more (L{None}), or what is wrong.
+    """
     return None if value >= 0 else "must be 0 or more"
 
 
 def ipAddressProblem(value: str) -> str | None:
+    """
+    Whether a string is an IP address (L{None}), or what is wrong.
+    """
     try:
         ip_address(value)
     except ValueError:
@@ -115,6 +124,9 @@ def ipAddressProblem(value: str) -> str | None:
 
 
 def ipAddressOrEmpty(value: str) -> str | None:
+    """
+    Like L{ipAddressProblem}, but an empty string is fine too.
+    """
     return ipAddressProblem(value) if value else None
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from ipaddress import ip_address, ip_network
 from typing import Any
 
-from ._tablecheck import ConfigError, TableChecker
+from ._tablecheck import ConfigError, TableChecker, ipAddressProblem
 from .policy import PERMIT, AccessRequest, Decision, IPAddress
 from .rules import ALL_COMMANDS, ALL_VERSIONS, DestinationPatterns, Rule, RulePolicy
 
@@ -178,13 +178,13 @@ def parseExpectation(checker: TableChecker, index: int, defaultListener: str) ->
     for required in ("client", "destination", "result"):
         if required not in checker.values:
             raise checker.error(None, f"has no {required}")
-    client = checker.get("client", str, None, _addressProblem)
+    client = checker.get("client", str, None, ipAddressProblem)
     destination = checker.get("destination", str, None, lambda value: None)
     try:
         host, port = splitHostPort(destination)
     except ValueError as problem:
         raise checker.error("destination", str(problem)) from None
-    address = checker.get("address", str, None, _addressProblem)
+    address = checker.get("address", str, None, ipAddressProblem)
     user = checker.get("user", str, None, lambda value: None)
     version = checker.get("version", str, "5", lambda value: _oneOf(value, ALL_VERSIONS))
     if isinstance(host, str):
@@ -212,14 +212,6 @@ def parseExpectation(checker: TableChecker, index: int, defaultListener: str) ->
         result=checker.get("result", str, None, lambda value: _oneOf(value, _ACTIONS)),
         rule=checker.get("rule", int, None, lambda value: None if value > 0 else "must be 1 or more"),
     )
-
-
-def _addressProblem(value: str) -> str | None:
-    try:
-        ip_address(value)
-    except ValueError:
-        return f"{value!r} is not an IP address"
-    return None
 
 
 def splitHostPort(text: str) -> tuple[str | IPAddress, int]:
