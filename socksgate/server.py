@@ -55,7 +55,25 @@ _COMMAND_NAMES = {Command.CONNECT: "connect", Command.BIND: "bind", Command.UDP_
 EARLY_DATA_LIMIT = 64 * 1024
 
 #: Commands this version can carry out.
-IMPLEMENTED_COMMANDS = frozenset({"connect"})
+IMPLEMENTED_COMMANDS = frozenset({"connect", "bind", "udp"})
+
+
+def _bindStarter() -> Any:
+    from .bind import startBind
+
+    return startBind
+
+
+def _udpStarter() -> Any:
+    from .udprelay import startAssociation
+
+    return startAssociation
+
+
+#: How BIND and UDP ASSOCIATE start once the request is checked:
+#: C{starter(accessRequest, protocol, request)}, which answers the client
+#: itself (with L{SOCKSServerProtocol.refuseRequest} when it fails).
+_COMMAND_STARTERS = {"bind": _bindStarter, "udp": _udpStarter}
 
 
 def formatHostPort(host: object, port: int) -> str:
@@ -137,7 +155,8 @@ class SOCKSServerProtocol(Protocol):
     One client connection: the handshake, the request, then the relay.
 
     @ivar factory: the L{SOCKSServerFactory} that built it.
-    @ivar relay: the L{Relay} once the session is granted.
+    @ivar session: once the request is granted, what serves it: a L{Relay}
+        for CONNECT and BIND, a UDP association for UDP ASSOCIATE.
     @ivar record: the session record, once the connection is admitted.
     """
 
@@ -146,7 +165,7 @@ class SOCKSServerProtocol(Protocol):
     def __init__(self, factory: SOCKSServerFactory) -> None:
         self.factory = factory
         self.codec = SOCKSServerConnection()
-        self.relay: Relay | None = None
+        self.session: Any = None
         self.record: SessionRecord | None = None
         self.client: IPAddress | None = None
         self._clientPort = 0
@@ -182,8 +201,8 @@ class SOCKSServerProtocol(Protocol):
         """
         Feed the handshake, or relay once the session is granted.
         """
-        if self.relay is not None:
-            self.relay.fromClient(data)
+        if self.session is not None:
+            self.session.fromClient(data)
             return
         if not self._admitted:
             return
@@ -211,8 +230,8 @@ class SOCKSServerProtocol(Protocol):
         """
         The client shut down its sending side.
         """
-        if self.relay is not None:
-            self.relay.clientFinished()
+        if self.session is not None:
+            self.session.clientFinished()
         elif self.codec.state is ServerState.REPLYING:
             self._clientFinished = True
         elif self._receivedAny:
@@ -234,26 +253,46 @@ class SOCKSServerProtocol(Protocol):
         if self._delayedRefusal is not None:
             self._delayedRefusal.cancel()
             self._delayedRefusal = None
-        if self.relay is not None:
-            self.relay.clientLost(reason)
+        if self.session is not None:
+            self.session.clientLost(reason)
         else:
             pending, self._pending = self._pending, None
             if pending is not None:
                 pending.cancel()
             if self._receivedAny:
-                self._finish("error", None, "client closed before the reply")
-            self._release()
+                self.finishSession("error", None, "client closed before the reply")
+            self.sessionClosed()
+
+    @property
+    def relay(self) -> Relay | None:
+        """
+        The L{Relay} of a relayed TCP session (CONNECT, BIND), if any.
+        """
+        return self.session if isinstance(self.session, Relay) else None
+
+    def attachSession(self, session: Any) -> None:
+        """
+        Hand the client connection to C{session} once the request is
+        granted: it gets C{fromClient(data)}, C{clientFinished()},
+        C{clientLost(reason)} and C{abort()}, as a L{Relay} does, and calls
+        L{finishSession} and L{sessionClosed} when it ends.
+        """
+        self.session = session
 
     def abortConnection(self) -> None:
         """
         Drop the client's connection, and the destination's if any, at once.
         """
-        if self.relay is not None:
-            self.relay.abort()
+        if self.session is not None:
+            self.session.abort()
         else:
             self.transport.abortConnection()
 
-    def _release(self) -> None:
+    def sessionClosed(self) -> None:
+        """
+        Every connection and socket of the session is closed: leave the
+        session table.
+        """
         self.factory.sessions.release(self, self.client)
 
     def _readMessages(self) -> None:
@@ -346,17 +385,15 @@ class SOCKSServerProtocol(Protocol):
         record.version, record.command, record.user = version, command, user
         record.destination = formatHostPort(request.host, request.port)
         if version not in config.versions:
-            self._refuseRequest(
-                RequestRefused(ReplyCode.NOT_ALLOWED, "denied", f"SOCKS{version} is disabled")
-            )
+            self.refuseRequest(RequestRefused(ReplyCode.NOT_ALLOWED, "denied", f"SOCKS{version} is disabled"))
             return
         if command not in config.commands:
-            self._refuseRequest(
+            self.refuseRequest(
                 RequestRefused(ReplyCode.COMMAND_NOT_SUPPORTED, "denied", f"{command} is disabled")
             )
             return
         if command not in IMPLEMENTED_COMMANDS:
-            self._refuseRequest(
+            self.refuseRequest(
                 RequestRefused(ReplyCode.COMMAND_NOT_SUPPORTED, "error", f"{command} is not supported")
             )
             return
@@ -372,7 +409,14 @@ class SOCKSServerProtocol(Protocol):
             user=user,
             auth=record.auth,
         )
-        if version != "5" and self.factory.auth.ident != "off":
+        identNeeded = version != "5" and self.factory.auth.ident != "off"
+        if command != "connect":
+            checked = self._checkIdent(accessRequest) if identNeeded else succeed(accessRequest)
+            checked.addCallback(_COMMAND_STARTERS[command](), self, request)
+            checked.addErrback(self._connectFailed)
+            checked.addErrback(self._internalError)
+            return
+        if identNeeded:
             pending: Deferred[Any] = self._checkIdent(accessRequest)
             pending.addCallback(self._openConnection, request.host)
         else:
@@ -452,13 +496,13 @@ class SOCKSServerProtocol(Protocol):
         self.record.remote = formatHostPort(remote.host, remote.port)
         self.transport.write(self.codec.reply(ReplyCode.SUCCEEDED, ip_address(local.host), local.port))
         self.record.reply = 0 if self.codec.version == 5 else 90
-        relay = self.relay = Relay(
+        relay = self.session = Relay(
             self.transport,
             transport,
             self._relayEnded,
             self.factory.reactor,
             self.factory.config.idleTimeout,
-            self._release,
+            self.sessionClosed,
         )
         destination.relay = relay
         relay.start(self.codec.takeTrailingData(), self._clientFinished)
@@ -468,17 +512,20 @@ class SOCKSServerProtocol(Protocol):
         if self._lost:
             return
         refusal = refusalForFailure(failure)
-        self._refuseRequest(refusal)
+        self.refuseRequest(refusal)
 
     def _internalError(self, failure: Failure) -> None:
         self.log.failure(
             "unexpected error in session {session}", failure, session=getattr(self.record, "session", None)
         )
-        if not self._lost and self.relay is None:
-            self._refuseRequest(RequestRefused(ReplyCode.GENERAL_FAILURE, "error", "internal error"))
+        if not self._lost and self.session is None:
+            self.refuseRequest(RequestRefused(ReplyCode.GENERAL_FAILURE, "error", "internal error"))
         self.transport.loseConnection()
 
-    def _refuseRequest(self, refusal: RequestRefused) -> None:
+    def refuseRequest(self, refusal: RequestRefused) -> None:
+        """
+        Answer the request with the refusal's reply, record it and close.
+        """
         if refusal.decision is not None:
             self._noteDecision(refusal.decision)
         if self.codec.version == 4 and refusal.socks4 is not None:
@@ -495,10 +542,13 @@ class SOCKSServerProtocol(Protocol):
         self.record.message = decision.message
 
     def _refuse(self, outcome: str, reply: int | None, message: str) -> None:
-        self._finish(outcome, reply, message)
+        self.finishSession(outcome, reply, message)
         self.transport.loseConnection()
 
-    def _finish(self, outcome: str, reply: int | None, message: str) -> None:
+    def finishSession(self, outcome: str, reply: int | None, message: str) -> None:
+        """
+        Emit the session record, once, with its outcome, reply and message.
+        """
         record = self.record
         if record is None or record.outcome is not None:
             return
@@ -510,9 +560,9 @@ class SOCKSServerProtocol(Protocol):
         emitSession(record, self.factory.reactor.seconds())
 
     def _relayEnded(self, why: str) -> None:
-        assert self.record is not None and self.relay is not None
-        self.record.bytes_out, self.record.bytes_in = self.relay.bytesOut, self.relay.bytesIn
-        self._finish("closed", self.record.reply, "")
+        assert self.record is not None and self.session is not None
+        self.record.bytes_out, self.record.bytes_in = self.session.bytesOut, self.session.bytesIn
+        self.finishSession("closed", self.record.reply, "")
 
     def _handshakeTimedOut(self) -> None:
         self._handshakeCall = None

@@ -31,7 +31,8 @@ class SessionRecord:
     What the session log says about one request.
 
     C{time} is when the request arrived (ISO 8601, UTC); C{started} is the
-    same instant in the reactor's clock, used for C{duration}.
+    same instant in the reactor's clock, used for C{duration}.  The BIND
+    and UDP fields appear in the record only when they are set.
     """
 
     session: str
@@ -53,6 +54,16 @@ class SessionRecord:
     bytes_out: int = 0
     bytes_in: int = 0
     duration: float = 0.0
+    # BIND: the address announced in the first reply, and the peer that
+    # connected (second reply).
+    bind: str | None = None
+    peer: str | None = None
+    # UDP ASSOCIATE: datagrams relayed each way, denied by the policy, and
+    # dropped (fragments, malformed, from strangers).
+    datagrams_out: int | None = None
+    datagrams_in: int | None = None
+    datagrams_denied: int | None = None
+    datagrams_dropped: int | None = None
 
     def __post_init__(self) -> None:
         if not self.time:
@@ -63,10 +74,21 @@ class SessionRecord:
         """
         The record as the session log writes it.
         """
-        return {name: getattr(self, name) for name in _LOGGED_FIELDS}
+        record = {name: getattr(self, name) for name in _LOGGED_FIELDS}
+        for name in _COMMAND_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                record[name] = value
+        return record
 
 
-_LOGGED_FIELDS = tuple(field.name for field in fields(SessionRecord) if field.name != "started")
+#: Fields that only BIND or UDP sessions have: left out of other records.
+_COMMAND_FIELDS = ("bind", "peer", "datagrams_out", "datagrams_in", "datagrams_denied", "datagrams_dropped")
+_LOGGED_FIELDS = tuple(
+    field.name
+    for field in fields(SessionRecord)
+    if field.name != "started" and field.name not in _COMMAND_FIELDS
+)
 
 
 def emitSession(record: SessionRecord, now: float) -> None:

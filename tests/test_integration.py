@@ -166,9 +166,9 @@ class SOCKS5ConnectTests(LoopbackTestCase):
 
     async def test_disabledCommand(self) -> None:
         """
-        BIND and UDP ASSOCIATE, not supported yet, get REP 0x07.
+        Commands left out of [server] commands get REP 0x07.
         """
-        gateway = startGateway(self)
+        gateway = startGateway(self, config=ServerConfig(commands=frozenset({"connect"})))
         for command in (2, 3):
             client = await connectRaw(gateway.port)
             client.transport.write(b"\x05\x01\x00\x05" + bytes([command]) + b"\x00\x01" + b"\x00" * 6)
