@@ -337,22 +337,43 @@ async def _openAnswered(
     return protocol, decision
 
 
-async def _openByName(
+async def permittedAddresses(
     reactor: Any,
     resolver: IHostnameResolver,
     decide: Callable[[AccessRequest], Any],
-    named: AccessRequest,
-    host: str,
+    request: AccessRequest,
+    host: str | IPAddress,
     timeout: float,
-    bindHost: IPAddress | None,
-) -> tuple[DestinationProtocol, Decision]:
+) -> tuple[list[IPAddress], Decision]:
     """
-    Decide, resolve, decide again for each address, and connect.
+    The addresses of C{host} that the policy permits C{request} to reach,
+    in the resolver's order, and the decision for the first of them.
+
+    A name is resolved only after the policy has had the chance to refuse
+    it outright; each address is then decided with the name and the
+    address in hand.  CONNECT, BIND (for the expected peer) and UDP
+    ASSOCIATE (for each destination) all decide this way.
+
+    @param request: the request, with no destination yet.
+    @raise RequestRefused: denied (0x02), or the name does not resolve
+        (0x04) or not in time (0x06).
     """
+    address = literalAddress(host)
+    if address is not None:
+        checked = replace(request, destinationAddress=address)
+        decision = await _decideOne(decide, checked)
+        if not decision.permitted:
+            raise _denied(decision)
+        return [address], decision
+    assert isinstance(host, str)
+    named = replace(request, destinationName=host)
     first = await _decideOne(decide, named)
     if not first.permitted:
         raise _denied(first)
-    resolved = await resolve(resolver, reactor, host, timeout)
+    try:
+        resolved = await resolve(resolver, reactor, host, timeout)
+    except Exception:
+        raise refusalForFailure(Failure()) from None
     candidates, decision = [], first
     denial: Decision | None = None
     for each in resolved:
@@ -366,7 +387,23 @@ async def _openByName(
     if not candidates:
         assert denial is not None
         raise _denied(denial)
-    protocol = await connectToAddresses(reactor, candidates, named.port, timeout, bindHost)
+    return candidates, decision
+
+
+async def _openByName(
+    reactor: Any,
+    resolver: IHostnameResolver,
+    decide: Callable[[AccessRequest], Any],
+    request: AccessRequest,
+    host: str,
+    timeout: float,
+    bindHost: IPAddress | None,
+) -> tuple[DestinationProtocol, Decision]:
+    """
+    Decide, resolve, decide again for each address, and connect.
+    """
+    candidates, decision = await permittedAddresses(reactor, resolver, decide, request, host, timeout)
+    protocol = await connectToAddresses(reactor, candidates, request.port, timeout, bindHost)
     return protocol, decision
 
 
