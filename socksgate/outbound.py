@@ -361,13 +361,13 @@ async def permittedAddresses(
     address = literalAddress(host)
     if address is not None:
         checked = replace(request, destinationAddress=address)
-        decision = await _decideOne(decide, checked)
+        decision = await decideOne(decide, checked)
         if not decision.permitted:
             raise _denied(decision)
         return [address], decision
     assert isinstance(host, str)
     named = replace(request, destinationName=host)
-    first = await _decideOne(decide, named)
+    first = await decideOne(decide, named)
     if not first.permitted:
         raise _denied(first)
     try:
@@ -377,7 +377,7 @@ async def permittedAddresses(
     candidates, decision = [], first
     denial: Decision | None = None
     for each in resolved:
-        verdict = await _decideOne(decide, replace(named, destinationAddress=each))
+        verdict = await decideOne(decide, replace(named, destinationAddress=each))
         if verdict.permitted:
             if not candidates:
                 decision = verdict
@@ -407,9 +407,11 @@ async def _openByName(
     return protocol, decision
 
 
-async def _decideOne(decide: Callable[[AccessRequest], Any], request: AccessRequest) -> Decision:
+async def decideOne(decide: Callable[[AccessRequest], Any], request: AccessRequest) -> Decision:
     """
-    Ask the policy, turning its failure into a refusal with 0x01.
+    Ask the policy once, waiting for a late answer; a failure, or an
+    answer that is no L{Decision}, becomes a refusal with 0x01 (and is
+    logged).
     """
     try:
         answer = decide(request)

@@ -1,0 +1,298 @@
+"""
+BIND (SOCKS4, SOCKS4a, SOCKS5): the gateway listens on behalf of the
+client, for one connection from the host the client expects.
+
+1. The policy decides C{bind} for the expected peer (SOCKS4: DSTIP;
+   SOCKS4a and SOCKS5: DST.ADDR, a name resolved first; all zeros: any
+   peer).
+2. The gateway listens on an ephemeral port of C{[server] external} (or,
+   when that is a wildcard, of the address the client reached it on) and
+   sends the first reply with the address to connect to (C{advertise} when
+   set).
+3. A connection from a host other than the expected one, or one the policy
+   refuses (it decides C{bind} again for the incoming peer), is closed and
+   logged, and the wait goes on.  The first accepted connection closes the
+   listening port, gets the second reply (with the peer's address) and is
+   relayed as CONNECT is: back-pressure and half-close.
+4. C{bind-timeout} without an accepted connection ends the wait with a
+   failure reply (SOCKS5 0x06, SOCKS4 91).  A client that closes, or sends
+   its FIN, before a peer connects ends the wait too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from ipaddress import ip_address
+from typing import Any
+
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IDelayedCall, IListeningPort
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from .outbound import RequestRefused, decideOne, permittedAddresses, refusalForFailure
+from .policy import AccessRequest, Decision, IPAddress
+from .relay import DestinationProtocol, Relay
+from .server import EARLY_DATA_LIMIT, SOCKSServerProtocol, formatHostPort
+from .wire import ReplyCode, SOCKS4Request, SOCKS5Request
+
+log = Logger()
+
+
+def startBind(accessRequest: AccessRequest, protocol: SOCKSServerProtocol, request: Any) -> None:
+    """
+    Carry out a checked BIND request; see the module docstring.
+    """
+    BindSession(protocol, accessRequest, request).start()
+
+
+class _PeerFactory(Factory):
+    """
+    Builds the protocol of each incoming connection and reports it.
+    """
+
+    noisy = False
+
+    def __init__(self, session: BindSession) -> None:
+        self.session = session
+
+    def buildProtocol(self, addr: Any) -> DestinationProtocol:
+        protocol = DestinationProtocol()
+        protocol.factory = self
+        protocol.onConnected = self.session.peerArrived
+        return protocol
+
+
+class BindSession:
+    """
+    One BIND request, from the first reply until the relay takes over.
+
+    While it waits it receives the client connection's events (see
+    L{SOCKSServerProtocol.attachSession}): bytes the client sends early are
+    kept (the client is no longer read past L{EARLY_DATA_LIMIT}) and
+    relayed once the peer is accepted.
+    """
+
+    def __init__(self, protocol: SOCKSServerProtocol, accessRequest: AccessRequest, request: Any) -> None:
+        self.protocol = protocol
+        self.accessRequest = accessRequest
+        self.request: SOCKS4Request | SOCKS5Request = request
+        self.relay: Relay | None = None
+        self._expected: set[IPAddress] | None = None
+        self._listening: IListeningPort | None = None
+        self._timer: IDelayedCall | None = None
+        self._starting: Deferred[None] | None = None
+        self._early = bytearray()
+        self._clientFinished = False
+        self._over = False
+        self._clientGone = False
+        self._portClosed = True
+        self._released = False
+
+    def start(self) -> None:
+        """
+        Decide, listen and send the first reply.
+        """
+        self.protocol.attachSession(self)
+        self._starting = Deferred.fromCoroutine(self._begin())
+        self._starting.addErrback(self._startFailed)
+
+    async def _begin(self) -> None:
+        protocol, factory = self.protocol, self.protocol.factory
+        host = self.request.host
+        address = host if not isinstance(host, str) else None
+        if address is not None and address.is_unspecified:
+            decision = await decideOne(
+                factory.policy.decide, replace(self.accessRequest, destinationAddress=address)
+            )
+            if not decision.permitted:
+                raise RequestRefused(ReplyCode.NOT_ALLOWED, "denied", decision.message or "denied", decision)
+        else:
+            addresses, decision = await permittedAddresses(
+                factory.reactor, factory.resolver, factory.policy.decide, self.accessRequest, host,
+                factory.config.connectTimeout,
+            )  # fmt: skip
+            self._expected = set(addresses)
+        self._decision = decision
+        announce, listenOn = self._addresses()
+        try:
+            self._listening = factory.reactor.listenTCP(0, _PeerFactory(self), interface=listenOn)
+            self._portClosed = False
+        except CannotListenError as problem:
+            raise RequestRefused(ReplyCode.GENERAL_FAILURE, "failed", f"cannot listen: {problem}") from None
+        port = self._listening.getHost().port
+        record = protocol.record
+        assert record is not None
+        record.rule, record.message = decision.rule, decision.message
+        record.bind = formatHostPort(announce, port)
+        protocol.transport.write(protocol.codec.reply(ReplyCode.SUCCEEDED, announce, port))
+        self._timer = factory.reactor.callLater(factory.config.bindTimeout, self._timedOut)
+
+    def _addresses(self) -> tuple[IPAddress, str]:
+        """
+        The address to announce in the first reply, and the one to listen on.
+        """
+        config, factory = self.protocol.factory.config, self.protocol.factory
+        local = ip_address(self.protocol.transport.getHost().host.split("%")[0])
+        listenOn = factory.bindHost if factory.bindHost is not None else local
+        announce = ip_address(config.advertise) if config.advertise else listenOn
+        return announce, str(listenOn)
+
+    def _startFailed(self, failure: Failure) -> None:
+        if self._over or failure.check(CancelledError):
+            return
+        self._over = True
+        self.protocol.session = None
+        self.protocol.refuseRequest(refusalForFailure(failure))
+
+    def peerArrived(self, peer: DestinationProtocol) -> None:
+        """
+        A connection came in: accept it if it is the expected host and the
+        policy permits it, else close it and go on waiting.
+        """
+        transport = peer.transport
+        if self._over or self.relay is not None:
+            transport.abortConnection()
+            return
+        where = transport.getPeer()
+        address = ip_address(where.host.split("%")[0])
+        if self._expected is not None and address not in self._expected:
+            self._refusePeer(peer, f"{formatHostPort(address, where.port)} is not the expected host")
+            return
+        checked = replace(
+            self.accessRequest, destinationName=None, destinationAddress=address, port=where.port
+        )
+        deciding = Deferred.fromCoroutine(decideOne(self.protocol.factory.policy.decide, checked))
+        deciding.addCallback(self._peerDecided, peer, address, where.port)
+        deciding.addErrback(
+            lambda failure: self._refusePeer(peer, f"the access policy failed: {failure.value}")
+        )
+
+    def _peerDecided(
+        self, decision: Decision, peer: DestinationProtocol, address: IPAddress, port: int
+    ) -> None:
+        if not decision.permitted:
+            self._refusePeer(peer, f"denied by the policy: {decision.message or decision.rule}")
+        elif self._over or self.relay is not None:
+            peer.transport.abortConnection()
+        else:
+            self._accept(peer, address, port)
+
+    def _refusePeer(self, peer: DestinationProtocol, why: str) -> None:
+        record = self.protocol.record
+        log.warn(
+            "BIND session {session}: refused a connection: {why}",
+            session=record.session if record else None,
+            why=why,
+        )
+        peer.transport.abortConnection()
+
+    def _accept(self, peer: DestinationProtocol, address: IPAddress, port: int) -> None:
+        protocol = self.protocol
+        record = protocol.record
+        assert record is not None
+        self._cancelTimer()
+        self._stopListening()
+        protocol.transport.write(protocol.codec.reply(ReplyCode.SUCCEEDED, address, port))
+        record.peer = record.remote = formatHostPort(address, port)
+        record.reply = 0 if protocol.codec.version == 5 else 90
+        self.relay = relay = Relay(
+            protocol.transport, peer.transport, self._relayEnded, protocol.factory.reactor,
+            protocol.factory.config.idleTimeout, self._relayClosed,
+        )  # fmt: skip
+        peer.relay = relay
+        protocol.attachSession(relay)
+        early = protocol.codec.takeTrailingData() + bytes(self._early)
+        self._early.clear()
+        relay.start(early, self._clientFinished)
+
+    def _relayEnded(self, why: str) -> None:
+        record, relay = self.protocol.record, self.relay
+        assert record is not None and relay is not None
+        record.bytes_out, record.bytes_in = relay.bytesOut, relay.bytesIn
+        self.protocol.finishSession("closed", record.reply, "")
+
+    def _relayClosed(self) -> None:
+        self._released = True
+        self.protocol.sessionClosed()
+
+    def _timedOut(self) -> None:
+        self._timer = None
+        if self._over:
+            return
+        self._over = True
+        self._stopListening()
+        seconds = self.protocol.factory.config.bindTimeout
+        self.protocol.session = None
+        self.protocol.refuseRequest(
+            RequestRefused(
+                ReplyCode.TTL_EXPIRED, "timeout", f"no connection within bind-timeout ({seconds:g} s)"
+            )
+        )
+
+    # The client connection's events while waiting.
+
+    def fromClient(self, data: bytes) -> None:
+        """
+        Keep what the client sends before the peer is accepted.
+        """
+        self._early += data
+        if len(self._early) > EARLY_DATA_LIMIT:
+            self.protocol.transport.pauseProducing()
+
+    def clientFinished(self) -> None:
+        """
+        The client sent its FIN before any peer connected: it has left (a
+        client still interested in the peer keeps its connection open), so
+        the wait ends.
+        """
+        self._clientFinished = True
+        self.protocol.transport.loseConnection()
+        self._end("client closed before a peer connected")
+
+    def clientLost(self, reason: Any) -> None:
+        """
+        The client went away while waiting: stop everything.
+        """
+        self._clientGone = True
+        self._end("client closed before a peer connected")
+
+    def abort(self) -> None:
+        """
+        Drop the client connection and stop waiting.
+        """
+        self.protocol.transport.abortConnection()
+        self._end("aborted")
+
+    def _end(self, why: str) -> None:
+        if not self._over:
+            self._over = True
+            if self._starting is not None:
+                self._starting.cancel()
+            self.protocol.finishSession("failed", None, why)
+        self._cancelTimer()
+        self._stopListening()
+        self._closedIfAllClosed()
+
+    def _cancelTimer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _stopListening(self) -> None:
+        listening, self._listening = self._listening, None
+        if listening is None:
+            return
+
+        def stopped(result: object) -> None:
+            self._portClosed = True
+            self._closedIfAllClosed()
+
+        listening.stopListening().addBoth(stopped)
+
+    def _closedIfAllClosed(self) -> None:
+        if self._portClosed and self._clientGone and self.relay is None and not self._released:
+            self._released = True
+            self.protocol.sessionClosed()
