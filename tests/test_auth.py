@@ -233,4 +233,3 @@ class CurlPasswordTests(LoopbackTestCase):
         out, err, code = await getProcessOutputAndValue("htpasswd", ["-cbB", path, "alice", "s3cret"])
         self.assertEqual(code, 0, err)
         await self.check(f"htpasswd:{path}")
-
