@@ -33,7 +33,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .outbound import RequestRefused, decideOne, permittedAddresses, refusalForFailure
-from .policy import AccessRequest, Decision, IPAddress
+from .policy import AccessRequest, Decision, IPAddress, unmapped
 from .relay import DestinationProtocol, Relay
 from .server import EARLY_DATA_LIMIT, SOCKSServerProtocol, formatHostPort
 from .wire import ReplyCode, SOCKS4Request, SOCKS5Request
@@ -157,7 +157,7 @@ class BindSession:
             transport.abortConnection()
             return
         where = transport.getPeer()
-        address = ip_address(where.host.split("%")[0])
+        address = unmapped(ip_address(where.host.split("%")[0]))
         if self._expected is not None and address not in self._expected:
             self._refusePeer(peer, f"{formatHostPort(address, where.port)} is not the expected host")
             return

@@ -29,7 +29,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer, providedBy
 from zope.interface.interface import InterfaceClass
 
-from .policy import AccessRequest, Decision, IPAddress
+from .policy import AccessRequest, Decision, IPAddress, unmapped
 from .relay import DestinationProtocol
 from .resolver import StaticResolver
 from .wire import ReplyCode
@@ -102,12 +102,13 @@ def refusalForFailure(failure: Failure) -> RequestRefused:
 def literalAddress(host: str | IPAddress) -> IPAddress | None:
     """
     The IP address C{host} is or spells (a client may send C{"127.0.0.1"}
-    as a domain name), or L{None} for a real host name.
+    as a domain name), IPv4-mapped addresses unmapped, or L{None} for a
+    real host name.
     """
     if isinstance(host, (IPv4Address, IPv6Address)):
-        return host
+        return unmapped(host)
     try:
-        return ip_address(host.strip("[]"))
+        return unmapped(ip_address(host.strip("[]")))
     except ValueError:
         return None
 
@@ -140,7 +141,7 @@ def resolve(resolver: IHostnameResolver, clock: Any, name: str, timeout: float) 
 
         @staticmethod
         def addressResolved(address: Any) -> None:
-            resolved = ip_address(address.host.split("%")[0])
+            resolved = unmapped(ip_address(address.host.split("%")[0]))
             if resolved not in addresses:
                 addresses.append(resolved)
 

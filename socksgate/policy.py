@@ -78,6 +78,18 @@ class Decision:
         return self.action == PERMIT
 
 
+def unmapped(address: IPAddress) -> IPAddress:
+    """
+    The IPv4 address an IPv4-mapped IPv6 address (C{::ffff:a.b.c.d}) stands
+    for, or C{address} itself.  Every address is unmapped before the policy
+    sees it: a connection to C{::ffff:127.0.0.2} reaches 127.0.0.2, so it
+    must be decided as 127.0.0.2.
+    """
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
 def isLoopback(address: IPAddress | None) -> bool:
     """
     Whether C{address} is a loopback address (127.0.0.0/8, ::1, or an

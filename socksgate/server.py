@@ -26,7 +26,7 @@ from .auth import LoginThrottle, PasswordAuthenticator, SOCKSUser, selectMethod
 from .config import AuthConfig, ServerConfig
 from .interfaces import IAccessPolicy
 from .outbound import RequestRefused, openConnection, refusalForFailure
-from .policy import AccessRequest, Decision, IPAddress, LoopbackOnlyPolicy
+from .policy import AccessRequest, Decision, IPAddress, LoopbackOnlyPolicy, unmapped
 from .relay import DestinationProtocol, Relay
 from .session import SessionRecord, emitSession, newSessionID
 from .wire import (
@@ -92,7 +92,7 @@ def _peerAddress(peer: Any) -> tuple[IPAddress | None, int]:
     if not isinstance(host, str):
         return None, 0
     try:
-        return ip_address(host.split("%")[0]), peer.port
+        return unmapped(ip_address(host.split("%")[0])), peer.port
     except ValueError:
         return None, 0
 

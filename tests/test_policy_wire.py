@@ -6,6 +6,8 @@ what the rules forbid.
 
 from __future__ import annotations
 
+from ipaddress import IPv6Address
+
 from socksgate.config import parseConfig
 from socksgate.testing import StaticResolver, startEchoServer, startGateway
 
@@ -128,3 +130,15 @@ class RuleOnTheWireTests(LoopbackTestCase):
         """
         reply = await self.roundTrip(socks4aConnect(self.echo.port, b"innocent.example"), 8)
         self.assertEqual(reply[:2], b"\x00\x5b")
+
+    async def test_mappedAddressIsDecidedAsIPv4(self) -> None:
+        """
+        ::ffff:127.0.0.2 reaches 127.0.0.2, so it is decided as 127.0.0.2:
+        denied by rule 2, never connected.
+        """
+        mapped = IPv6Address("::ffff:127.0.0.2").packed
+        reply = await self.roundTrip(socks5Connect(mapped, self.echo.port, atyp=4), 12)
+        self.assertEqual(reply[2:4], b"\x05\x02")
+        self.assertEqual(self.records[0]["rule"], 2)
+        self.assertEqual(self.echo.connections, [])
+
