@@ -1,0 +1,626 @@
+"""
+UDP ASSOCIATE (RFC 1928, section 7): a UDP relay for one client, alive as
+long as its TCP control connection.
+
+Each association has its own UDP socket, on the C{external} address (or,
+when that is the unspecified address, on the address the client reached
+the gateway on, so that the reply's BND.ADDR is one the client can use).
+The client sends its datagrams there with the SOCKS UDP header; the relay
+checks every destination with the access policy (command C{"udp"}) and
+sends the payload on from the same socket.  A datagram to the other IP
+family leaves from a second socket, opened when first needed, on the
+loopback address of that family when the first socket is on loopback, and
+on its unspecified address otherwise; with a specific C{external} address,
+only destinations of its family are reachable.
+
+What the relay accepts:
+
+ - from the client only: its address is the TCP client's, or DST.ADDR of
+   the request when that is an IP address other than all zeros; its port
+   is DST.PORT when not zero, else the source port of the first datagram
+   from that address with a well-formed header.  Anything else arriving
+   is dropped silently;
+ - datagrams with FRAG 0 and a well-formed header (others are dropped);
+ - answers from an address and port the client has sent to (the last
+   L{REMEMBERED_DESTINATIONS} of them), passed back with the SOCKS UDP
+   header naming the sender; anything else is dropped, so the relay
+   cannot be used to reflect or amplify traffic.
+
+Policy decisions, and the addresses a name resolves to, are cached for
+each association for L{DECISION_CACHE_SECONDS} (at most
+L{DECISION_CACHE_SIZE} destinations), refusals too.  While a destination
+is being decided (a name resolving, a policy answering with a Deferred),
+up to L{QUEUED_PER_DESTINATION} datagrams wait for it, for at most
+L{DESTINATIONS_DECIDING} destinations at once; more are dropped.  A name
+must resolve within C{connect-timeout}.
+
+Limits: a client address may hold at most L{MAX_ASSOCIATIONS_PER_CLIENT}
+associations at once, across all the listeners of a gateway.  A request
+beyond that gets REP 0x01 (general SOCKS server failure) and the outcome
+C{"denied"} in the session log: it is the gateway's capacity, not its
+ruleset (0x02), that refuses, and 0x01 tells a client that trying again
+later may succeed.
+
+The association ends when the control connection closes (or half-closes),
+or after C{udp-idle-timeout} seconds without a datagram relayed either way
+(datagrams that are dropped do not keep it alive).  Its session record
+then has outcome C{"closed"}, the datagrams and payload bytes relayed each
+way, and the datagrams denied by the policy and dropped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from dataclasses import replace
+from functools import lru_cache
+from ipaddress import IPv4Address, IPv6Address, ip_address
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from twisted.internet import error
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+from twisted.internet.interfaces import IDelayedCall, IHostnameResolver
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from .outbound import RequestRefused, permittedAddresses, refusalForFailure
+from .policy import AccessRequest, IPAddress
+from .wire import MalformedMessage, ReplyCode, SOCKS5Request, UDPDatagram, parseUDPDatagram
+
+__all__ = [
+    "DECISION_CACHE_SECONDS",
+    "DECISION_CACHE_SIZE",
+    "DESTINATIONS_DECIDING",
+    "MAX_ASSOCIATIONS_PER_CLIENT",
+    "QUEUED_PER_DESTINATION",
+    "REMEMBERED_DESTINATIONS",
+    "UDPAssociation",
+    "startAssociation",
+]
+
+#: Associations one client address may hold open at once.
+MAX_ASSOCIATIONS_PER_CLIENT = 16
+
+#: How long a destination's decision (and the addresses of a name) is kept.
+DECISION_CACHE_SECONDS = 30.0
+
+#: Destinations whose decisions an association keeps at most.
+DECISION_CACHE_SIZE = 256
+
+#: Datagrams kept for a destination while it is being decided.
+QUEUED_PER_DESTINATION = 4
+
+#: Destinations an association decides at once at most.
+DESTINATIONS_DECIDING = 16
+
+#: Destinations (address and port) an association accepts answers from:
+#: the ones the client sent to most recently.
+REMEMBERED_DESTINATIONS = 1024
+
+#: The largest datagram read from a relay socket: more than any UDP
+#: datagram outside IPv6 jumbograms, so nothing is ever cut short.
+MAX_DATAGRAM_SIZE = 65536
+
+#: The associations open for each client address, for each gateway's
+#: session table (shared by its listeners).
+_openAssociations: WeakKeyDictionary[Any, Counter[IPAddress | None]] = WeakKeyDictionary()
+
+#: A destination as the client names it: an address or a name, and a port.
+_Destination = tuple[Any, int]
+
+#: A cached decision: when it expires, the permitted addresses (each with
+#: its text), and the counter for datagrams when there are none.
+_Decided = tuple[float, list[tuple[IPAddress, str]], str]
+
+_LOOPBACK = {4: "127.0.0.1", 6: "::1"}
+_UNSPECIFIED = {4: "0.0.0.0", 6: "::"}
+
+
+@lru_cache(maxsize=1024)
+def _normalHost(host: str) -> str:
+    """
+    C{host} as L{str} of its L{ipaddress} value, with an IPv4-mapped
+    address as the IPv4 address, and without a scope.
+    """
+    if ":" not in host:
+        return host
+    try:
+        address = ip_address(host.split("%")[0])
+    except ValueError:
+        return host
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
+def _unmapped(address: IPAddress) -> IPAddress:
+    """
+    The IPv4 address in an IPv4-mapped address, or C{address}.
+    """
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _hostAddress(transportAddress: Any) -> IPAddress | None:
+    """
+    The IP address of a transport's address, unmapped, or L{None} when it
+    has none (a UNIX socket).
+    """
+    host = getattr(transportAddress, "host", None)
+    if not isinstance(host, str):
+        return None
+    try:
+        return _unmapped(ip_address(host.split("%")[0]))
+    except ValueError:
+        return None
+
+
+def startAssociation(accessRequest: AccessRequest, protocol: Any, request: SOCKS5Request) -> None:
+    """
+    Open a UDP association for a granted UDP ASSOCIATE request, answer the
+    client with the relay's address and port, and hand the control
+    connection to it.
+
+    @param accessRequest: the request as the policy sees it, without a
+        destination: every datagram's destination is decided with it.
+    @param protocol: the L{socksgate.server.SOCKSServerProtocol} of the
+        control connection.
+    @param request: the request; DST.ADDR and DST.PORT say where the
+        client will send from (zeros: not known).
+    """
+    factory = protocol.factory
+    config = factory.config
+    declared = request.host if isinstance(request.host, (IPv4Address, IPv6Address)) else None
+    if declared is not None and declared.is_unspecified:
+        declared = None
+    tcpClient = _unmapped(protocol.client) if protocol.client is not None else None
+    clientAddress = _unmapped(declared) if declared is not None else tcpClient
+    if clientAddress is None:
+        protocol.refuseRequest(
+            RequestRefused(
+                ReplyCode.GENERAL_FAILURE,
+                "error",
+                "no client address to accept datagrams from: DST.ADDR must give it",
+            )
+        )
+        return
+    counts = _openAssociations.setdefault(factory.sessions, Counter())
+    limitKey = tcpClient
+    if counts[limitKey] >= MAX_ASSOCIATIONS_PER_CLIENT:
+        protocol.refuseRequest(
+            RequestRefused(
+                ReplyCode.GENERAL_FAILURE,
+                "denied",
+                f"{MAX_ASSOCIATIONS_PER_CLIENT} UDP associations already open for {limitKey}",
+            )
+        )
+        return
+    bindHost = factory.bindHost
+    if bindHost is not None:
+        interface = str(bindHost)
+    else:
+        localHost = protocol.transport.getHost()
+        local = _hostAddress(localHost)
+        if local is None:
+            table = _LOOPBACK if clientAddress.is_loopback else _UNSPECIFIED
+            interface = table[clientAddress.version]
+        elif "%" in localHost.host and local.version == 6:
+            interface = localHost.host  # a link-local address needs its scope
+        else:
+            interface = str(local)
+    association = UDPAssociation(
+        protocol,
+        accessRequest,
+        clientAddress,
+        request.port,
+        factory.policy.decide,
+        factory.resolver,
+        factory.reactor,
+        config.udpIdleTimeout,
+        config.connectTimeout,
+        bindHost,
+    )
+    try:
+        relayHost, relayPort = association.listen(interface)
+    except error.CannotListenError as failure:
+        protocol.refuseRequest(
+            RequestRefused(ReplyCode.GENERAL_FAILURE, "failed", f"cannot open a UDP relay socket: {failure}")
+        )
+        return
+    counts[limitKey] += 1
+
+    def released() -> None:
+        counts[limitKey] -= 1
+        if not counts[limitKey]:
+            del counts[limitKey]
+
+    association.onReleased = released
+    advertised = ip_address(config.advertise) if config.advertise else relayHost
+    protocol.transport.write(protocol.codec.reply(ReplyCode.SUCCEEDED, advertised, relayPort))
+    protocol.attachSession(association)
+    association.start()
+
+
+class _RelaySocket(DatagramProtocol):
+    """
+    One UDP socket of an association: hands what it reads to it.
+
+    @ivar main: whether it is the socket the client sends to.
+    """
+
+    noisy = False
+
+    def __init__(self, association: UDPAssociation, main: bool) -> None:
+        self.association = association
+        self.main = main
+
+    def logPrefix(self) -> str:
+        """
+        How Twisted names the socket in its log.
+        """
+        return "socksgate UDP relay"
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        """
+        Pass a datagram to the association.
+        """
+        self.association.datagramReceived(self, datagram, addr[0], addr[1])
+
+
+class UDPAssociation:
+    """
+    The relay of one UDP ASSOCIATE: its sockets, the client's address, the
+    destinations decided and the counters.
+
+    It serves as the session of the control connection's protocol (see
+    L{socksgate.server.SOCKSServerProtocol.attachSession}).
+
+    @ivar datagramsOut: datagrams relayed from the client to destinations.
+    @ivar datagramsIn: datagrams relayed from destinations to the client.
+    @ivar bytesOut: their payload bytes, client to destinations.
+    @ivar bytesIn: their payload bytes, destinations to client.
+    @ivar denied: datagrams to destinations the policy refuses.
+    @ivar dropped: datagrams dropped for any other reason: from strangers,
+        fragments, malformed headers, unreachable or unresolvable
+        destinations, full queues.
+    @ivar onReleased: called once every socket and the control connection
+        are closed, before the protocol hears of it.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        protocol: Any,
+        accessRequest: AccessRequest,
+        clientAddress: IPAddress,
+        clientPort: int,
+        decide: Callable[[AccessRequest], Any],
+        resolver: IHostnameResolver,
+        reactor: Any,
+        idleTimeout: float,
+        resolveTimeout: float,
+        bindHost: IPAddress | None = None,
+    ) -> None:
+        self.protocol = protocol
+        self.datagramsOut = self.datagramsIn = self.bytesOut = self.bytesIn = 0
+        self.denied = self.dropped = 0
+        self.onReleased: Callable[[], None] | None = None
+        self._request = accessRequest
+        self._clientHost = str(clientAddress)
+        self._clientPort = clientPort
+        self._decide = decide
+        self._resolver = resolver
+        self._reactor = reactor
+        self._idleTimeout = idleTimeout
+        self._resolveTimeout = resolveTimeout
+        self._bindHost = bindHost
+        self._main: _RelaySocket | None = None
+        self._mainInterface = ""
+        self._sockets: dict[int, _RelaySocket | None] = {}
+        self._decisions: OrderedDict[_Destination, _Decided] = OrderedDict()
+        self._queued: dict[_Destination, list[bytes]] = {}
+        self._deciding: dict[_Destination, Deferred[Any]] = {}
+        # (address as text, port) -> the SOCKS UDP header of its answers
+        self._destinations: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._idleCall: IDelayedCall | None = None
+        self._lastActivity = 0.0
+        self._ended = False
+        self._portsClosed = False
+        self._connectionClosed = False
+        self._released = False
+
+    def listen(self, interface: str) -> tuple[IPAddress, int]:
+        """
+        Open the socket the client sends to, on C{interface}.
+
+        @return: its address and port.
+        @raise error.CannotListenError: it cannot be opened.
+        """
+        main = self._main = _RelaySocket(self, True)
+        port = self._reactor.listenUDP(0, main, interface=interface, maxPacketSize=MAX_DATAGRAM_SIZE)
+        local = port.getHost()
+        address = _unmapped(ip_address(local.host.split("%")[0]))
+        self._mainInterface = interface
+        self._sockets[address.version] = main
+        return address, local.port
+
+    def start(self) -> None:
+        """
+        Start the idle timer.
+        """
+        if self._idleTimeout:
+            self._lastActivity = self._reactor.seconds()
+            self._idleCall = self._reactor.callLater(self._idleTimeout, self._checkIdle)
+
+    # The session methods of the control connection.
+
+    def fromClient(self, data: bytes) -> None:
+        """
+        Bytes on the control connection after the reply mean nothing:
+        ignore them.
+        """
+
+    def clientFinished(self) -> None:
+        """
+        The client half-closed the control connection: end.
+        """
+        self.close("client closed")
+
+    def clientLost(self, reason: Failure) -> None:
+        """
+        The control connection is gone: end.
+        """
+        self._connectionClosed = True
+        self.close("client closed")
+        self._checkClosed()
+
+    def abort(self) -> None:
+        """
+        Close the sockets and drop the control connection at once.
+        """
+        self._end("aborted", abort=True)
+
+    def close(self, why: str) -> None:
+        """
+        End the association from outside (a shutdown), or for C{why}.
+        """
+        self._end(why, abort=False)
+
+    # Datagrams.
+
+    def datagramReceived(self, relaySocket: _RelaySocket, data: bytes, host: str, port: int) -> None:
+        """
+        Relay one datagram that arrived on C{relaySocket} from C{host:port}.
+        """
+        if self._ended:
+            return
+        host = _normalHost(host)
+        if relaySocket.main and host == self._clientHost and port == (self._clientPort or port):
+            self._fromClient(data, port)
+            return
+        header = self._destinations.get((host, port))
+        if header is not None:
+            self._toClient(header, data)
+            return
+        self.dropped += 1
+
+    def _fromClient(self, data: bytes, sourcePort: int) -> None:
+        try:
+            datagram = parseUDPDatagram(data)
+        except MalformedMessage:
+            self.dropped += 1
+            return
+        if datagram.fragment or not datagram.port:
+            self.dropped += 1
+            return
+        if not self._clientPort:
+            self._clientPort = sourcePort
+        self._touch()
+        host = datagram.host
+        if isinstance(host, IPv6Address):
+            host = _unmapped(host)
+        key = (host, datagram.port)
+        cached = self._decisions.get(key)
+        if cached is not None:
+            expires, addresses, counter = cached
+            if expires > self._reactor.seconds():
+                if addresses:
+                    self._send(addresses, datagram.port, datagram.data)
+                else:
+                    self._count(counter)
+                return
+            del self._decisions[key]
+        queued = self._queued.get(key)
+        if queued is not None:
+            if len(queued) < QUEUED_PER_DESTINATION:
+                queued.append(datagram.data)
+            else:
+                self.dropped += 1
+            return
+        if len(self._queued) >= DESTINATIONS_DECIDING:
+            self.dropped += 1
+            return
+        self._queued[key] = [datagram.data]
+        deciding = Deferred.fromCoroutine(
+            permittedAddresses(
+                self._reactor,
+                self._resolver,
+                self._decide,
+                replace(self._request, port=datagram.port),
+                host,
+                self._resolveTimeout,
+            )
+        )
+        deciding.addCallbacks(self._decided, self._refused, (key,), None, (key,))
+        deciding.addErrback(self._failed)
+        if key in self._queued:
+            self._deciding[key] = deciding
+
+    def _decided(self, result: tuple[list[IPAddress], Any], key: _Destination) -> None:
+        self._deciding.pop(key, None)
+        queued = self._queued.pop(key, [])
+        if self._ended:
+            return
+        # An IPv4-mapped address would reach an IPv4 host that the policy
+        # has not decided about as such: never use one.
+        addresses = [(address, str(address)) for address in result[0] if _unmapped(address) == address]
+        self._remember(key, addresses, "dropped")
+        for data in queued:
+            self._send(addresses, key[1], data)
+
+    def _refused(self, failure: Failure, key: _Destination) -> None:
+        self._deciding.pop(key, None)
+        queued = self._queued.pop(key, [])
+        if self._ended:
+            return
+        refusal = refusalForFailure(failure)
+        counter = "denied" if refusal.outcome == "denied" else "dropped"
+        self.log.debug(
+            "UDP datagrams to {destination} {counter}: {reason}",
+            destination=f"{key[0]}:{key[1]}",
+            counter=counter,
+            reason=refusal.reason,
+        )
+        self._remember(key, [], counter)
+        for _ in queued:
+            self._count(counter)
+
+    def _failed(self, failure: Failure) -> None:
+        self.log.failure("unexpected error in a UDP association", failure)
+
+    def _remember(self, key: _Destination, addresses: list[tuple[IPAddress, str]], counter: str) -> None:
+        decisions = self._decisions
+        decisions[key] = (self._reactor.seconds() + DECISION_CACHE_SECONDS, addresses, counter)
+        decisions.move_to_end(key)
+        while len(decisions) > DECISION_CACHE_SIZE:
+            decisions.popitem(last=False)
+
+    def _count(self, counter: str) -> None:
+        if counter == "denied":
+            self.denied += 1
+        else:
+            self.dropped += 1
+
+    def _send(self, addresses: list[tuple[IPAddress, str]], port: int, payload: bytes) -> None:
+        """
+        Send C{payload} to the first of C{addresses} that a socket of the
+        association can reach.
+        """
+        for address, text in addresses:
+            relaySocket = self._socketFor(address.version)
+            if relaySocket is None:
+                continue
+            try:
+                relaySocket.transport.write(payload, (text, port))
+            except (OSError, error.MessageLengthError, error.InvalidAddressError):
+                break
+            self.datagramsOut += 1
+            self.bytesOut += len(payload)
+            destination = (text, port)
+            destinations = self._destinations
+            if destination in destinations:
+                destinations.move_to_end(destination)
+            else:
+                destinations[destination] = UDPDatagram(address, port, b"").toBytes()
+                if len(destinations) > REMEMBERED_DESTINATIONS:
+                    destinations.popitem(last=False)
+            return
+        self.dropped += 1
+
+    def _socketFor(self, version: int) -> _RelaySocket | None:
+        """
+        The socket that sends to addresses of IP C{version}, opened when
+        first needed; L{None} if there cannot be one.
+        """
+        if version in self._sockets:
+            return self._sockets[version]
+        relaySocket: _RelaySocket | None = None
+        if self._bindHost is None:
+            mainAddress = ip_address(self._mainInterface.split("%")[0])
+            table = _LOOPBACK if mainAddress.is_loopback else _UNSPECIFIED
+            relaySocket = _RelaySocket(self, False)
+            try:
+                self._reactor.listenUDP(
+                    0, relaySocket, interface=table[version], maxPacketSize=MAX_DATAGRAM_SIZE
+                )
+            except error.CannotListenError as failure:
+                self.log.warn(
+                    "cannot open an IPv{version} UDP socket: {failure}", version=version, failure=str(failure)
+                )
+                relaySocket = None
+        self._sockets[version] = relaySocket
+        return relaySocket
+
+    def _toClient(self, header: bytes, data: bytes) -> None:
+        main = self._main
+        assert main is not None
+        try:
+            main.transport.write(header + data, (self._clientHost, self._clientPort))
+        except (OSError, error.MessageLengthError, error.InvalidAddressError):
+            self.dropped += 1
+            return
+        self.datagramsIn += 1
+        self.bytesIn += len(data)
+        self._touch()
+
+    # The end.
+
+    def _touch(self) -> None:
+        if self._idleCall is not None:
+            self._lastActivity = self._reactor.seconds()
+
+    def _checkIdle(self) -> None:
+        self._idleCall = None
+        idle = self._reactor.seconds() - self._lastActivity
+        if idle >= self._idleTimeout:
+            self.close(f"no datagram for {self._idleTimeout:g} seconds")
+        else:
+            self._idleCall = self._reactor.callLater(self._idleTimeout - idle, self._checkIdle)
+
+    def _end(self, why: str, abort: bool) -> None:
+        if self._ended:
+            if abort and not self._connectionClosed:
+                self.protocol.transport.abortConnection()
+            return
+        self._ended = True
+        if self._idleCall is not None:
+            self._idleCall.cancel()
+            self._idleCall = None
+        for deciding in list(self._deciding.values()):
+            deciding.cancel()
+        self._deciding.clear()
+        self._queued.clear()
+        record = self.protocol.record
+        if record is not None:
+            record.bytes_out, record.bytes_in = self.bytesOut, self.bytesIn
+            record.datagrams_out, record.datagrams_in = self.datagramsOut, self.datagramsIn
+            record.datagrams_denied, record.datagrams_dropped = self.denied, self.dropped
+        self.protocol.finishSession("closed", 0, why)
+        stopping = [
+            maybeDeferred(relaySocket.transport.stopListening)
+            for relaySocket in self._sockets.values()
+            if relaySocket is not None
+        ]
+        DeferredList(stopping, consumeErrors=True).addCallback(self._socketsClosed)
+        if not self._connectionClosed:
+            transport = self.protocol.transport
+            if abort:
+                transport.abortConnection()
+            else:
+                transport.loseConnection()
+
+    def _socketsClosed(self, result: object) -> None:
+        self._portsClosed = True
+        self._checkClosed()
+
+    def _checkClosed(self) -> None:
+        if self._released or not (self._portsClosed and self._connectionClosed):
+            return
+        self._released = True
+        if self.onReleased is not None:
+            self.onReleased()
+        self.protocol.sessionClosed()
