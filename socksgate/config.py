@@ -28,6 +28,7 @@ from .ruletables import Expectation, checkExpectations, parseExpectation, parseR
 
 __all__ = [
     "AuthConfig",
+    "LogConfig",
     "COMMANDS",
     "DEFAULT_LISTEN",
     "VERSIONS",
@@ -46,7 +47,7 @@ COMMANDS = ("connect", "bind", "udp")
 
 #: Tables that SPEC defines and that this version does not read yet.  A
 #: file that has them is refused rather than half applied.
-_NOT_YET_SUPPORTED = ("log", "upstream")
+_NOT_YET_SUPPORTED = ("upstream",)
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,30 @@ class AuthConfig:
         return replace(self, methods=methods, checker=checker, checkerDescription=description)
 
 
+ROTATIONS = ("none", "daily", "size")
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """
+    The C{[log]} table.
+
+    @ivar access: the session log file (one JSON object a line), C{"-"}
+        for standard output, or C{""} for none.
+    @ivar rotate: C{"none"}, C{"daily"} (at midnight, as Twisted's
+        C{DailyLogFile}) or C{"size"} (as Twisted's C{LogFile}).
+    @ivar rotateSize: the size in bytes at which C{"size"} rotates.
+    @ivar keep: how many rotated files C{"size"} keeps (0: all).
+    @ivar status: the endpoint of the status page and C{/metrics}, or C{""}.
+    """
+
+    access: str = ""
+    rotate: str = "none"
+    rotateSize: int = 100 * 1024 * 1024
+    keep: int = 10
+    status: str = ""
+
+
 @dataclass(frozen=True)
 class Config:
     """
@@ -116,6 +141,7 @@ class Config:
     path: str | None = None
     rules: tuple[Rule, ...] = ()
     auth: AuthConfig = field(default_factory=AuthConfig)
+    log: LogConfig = field(default_factory=LogConfig)
     expectations: tuple[Expectation, ...] = ()
 
     @cached_property
@@ -124,6 +150,18 @@ class Config:
         The access policy the file describes.
         """
         return RulePolicy(self.rules) if self.rules else LoopbackOnlyPolicy()
+
+    def withLog(self, access: str | None = None, status: str | None = None) -> Config:
+        """
+        A copy with the command line's C{--access-log} and C{--status},
+        which win over the file's.
+        """
+        log = self.log
+        if access is not None:
+            log = replace(log, access=access)
+        if status is not None:
+            log = replace(log, status=status)
+        return replace(self, log=log)
 
     def withListen(self, listen: tuple[str, ...]) -> Config:
         """
@@ -198,6 +236,18 @@ def _parseAuth(checker: TableChecker, override: tuple[Any, str] | None) -> AuthC
     return auth
 
 
+def _parseLog(checker: TableChecker) -> LogConfig:
+    checker.checkKeys({"access", "rotate", "rotate-size", "keep", "status"})
+    defaults = LogConfig()
+    return LogConfig(
+        access=checker.get("access", str, "", lambda value: None),
+        rotate=checker.get("rotate", str, "none", lambda value: _oneOf(value, ROTATIONS)),
+        rotateSize=checker.get("rotate-size", int, defaults.rotateSize, positive),
+        keep=checker.get("keep", int, defaults.keep, notNegative),
+        status=checker.get("status", str, "", lambda value: None),
+    )
+
+
 def _oneOf(value: str, allowed: tuple[str, ...]) -> str | None:
     return None if value in allowed else f"{value!r} is not one of {', '.join(allowed)}"
 
@@ -256,7 +306,7 @@ def parseConfig(text: str, path: str = "<config>", authChecker: tuple[Any, str] 
                 table,
                 lines.header(table),
             )
-        if table not in ("server", "rule", "expect", "auth"):
+        if table not in ("server", "rule", "expect", "auth", "log"):
             raise ConfigError(path, "unknown table or key", table, lines.header(table))
     server = document.get("server", {})
     if not isinstance(server, dict):
@@ -276,7 +326,18 @@ def parseConfig(text: str, path: str = "<config>", authChecker: tuple[Any, str] 
     if not isinstance(auth, dict):
         raise ConfigError(path, "must be a table", "auth", lines.header("auth"))
     authConfig = _parseAuth(TableChecker(path, lines, "auth", auth), authChecker)
-    config = Config(server=serverConfig, path=path, rules=rules, expectations=expectations, auth=authConfig)
+    logTable = document.get("log", {})
+    if not isinstance(logTable, dict):
+        raise ConfigError(path, "must be a table", "log", lines.header("log"))
+    logConfig = _parseLog(TableChecker(path, lines, "log", logTable))
+    config = Config(
+        server=serverConfig,
+        path=path,
+        rules=rules,
+        expectations=expectations,
+        auth=authConfig,
+        log=logConfig,
+    )
     checkExpectations(path, config.policy, expectations)
     return config
 

@@ -72,6 +72,14 @@ class GatewayService(MultiService):
             )
             self.factories[description] = factory
             strports.service(description, factory, reactor=reactor).setServiceParent(self)
+        if config.log.access:
+            from .accesslog import AccessLogService
+
+            AccessLogService(config.log, reactor).setServiceParent(self)
+        if config.log.status:
+            from .status import StatusService
+
+            StatusService(config.log.status, self, reactor).setServiceParent(self)
 
     def startService(self) -> None:
         """

@@ -28,6 +28,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
     )
     optParameters = [
         ["config", "c", None, "The TOML configuration file."],
+        ["access-log", None, None, "The session log: one JSON object a line (- for standard output)."],
+        ["status", None, None, "Serve the status page and Prometheus /metrics on this endpoint."],
     ]
 
     def __init__(self) -> None:
@@ -61,6 +63,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             raise usage.UsageError(str(error)) from None
         if self["listen"]:
             config = config.withListen(tuple(self["listen"]))
+        config = config.withLog(access=self["access-log"], status=self["status"])
         self["configuration"] = config
 
 

@@ -4,6 +4,7 @@ The C{socksgate} console command: the administrator's tools.
     socksgate check -c FILE [--client IP] [--destination HOST:PORT] ...
     socksgate convert FILE
     socksgate passwd FILE USER
+    socksgate stats [--json | --html FILE] LOG...
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     passwd.add_argument("file", help="the htpasswd file (created if missing)")
     passwd.add_argument("user", help="the user name")
+    stats = commands.add_parser(
+        "stats",
+        help="summarise access logs (rotated and gzip'd ones too): text, --json, or --html FILE",
+    )
+    stats.add_argument("logs", nargs="+", metavar="LOG", help="access log files")
+    stats.add_argument("--json", action="store_true", help="print the summary as JSON")
+    stats.add_argument("--html", metavar="FILE", help="write a self-contained HTML report with charts")
     return parser
 
 
@@ -50,6 +58,10 @@ def main(argv: list[str] | None = None, stdout: TextIO | None = None, stderr: Te
     arguments = _parser().parse_args(argv)
     if arguments.tool == "check":
         return check.run(arguments, stdout, stderr)
+    if arguments.tool == "stats":
+        from .stats import run as stats
+
+        return stats(arguments.logs, arguments.json, arguments.html, stdout, stderr)
     if arguments.tool == "passwd":
         from .passwd import run as passwd
 
