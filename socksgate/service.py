@@ -59,6 +59,12 @@ class GatewayService(MultiService):
         self.factories: dict[str, SOCKSServerFactory] = {}
         self._reactor = reactor
         self._previousHandler: Any = None
+        if config.log.access:
+            # First: a bad path stops the start before any listener opens,
+            # and the log is the last to stop, after the listeners.
+            from .accesslog import AccessLogService
+
+            AccessLogService(config.log, reactor).setServiceParent(self)
         for description in config.server.listen:
             factory = SOCKSServerFactory(
                 reactor,
@@ -72,10 +78,6 @@ class GatewayService(MultiService):
             )
             self.factories[description] = factory
             strports.service(description, factory, reactor=reactor).setServiceParent(self)
-        if config.log.access:
-            from .accesslog import AccessLogService
-
-            AccessLogService(config.log, reactor).setServiceParent(self)
         if config.log.status:
             from .status import StatusService
 

@@ -84,10 +84,11 @@ class SessionRecord:
 
 #: Fields that only BIND or UDP sessions have: left out of other records.
 _COMMAND_FIELDS = ("bind", "peer", "datagrams_out", "datagrams_in", "datagrams_denied", "datagrams_dropped")
-_LOGGED_FIELDS = tuple(
+#: The fields of every record, in SPEC's order (time first).
+_LOGGED_FIELDS = ("time",) + tuple(
     field.name
     for field in fields(SessionRecord)
-    if field.name != "started" and field.name not in _COMMAND_FIELDS
+    if field.name not in ("started", "time") and field.name not in _COMMAND_FIELDS
 )
 
 

@@ -64,6 +64,13 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         if self["listen"]:
             config = config.withListen(tuple(self["listen"]))
         config = config.withLog(access=self["access-log"], status=self["status"])
+        if config.log.access:
+            from .accesslog import AccessLogError, checkAccessLog
+
+            try:
+                checkAccessLog(config.log)
+            except AccessLogError as error:
+                raise usage.UsageError(str(error)) from None
         self["configuration"] = config
 
 
