@@ -141,4 +141,3 @@ class RuleOnTheWireTests(LoopbackTestCase):
         self.assertEqual(reply[2:4], b"\x05\x02")
         self.assertEqual(self.records[0]["rule"], 2)
         self.assertEqual(self.echo.connections, [])
-
