@@ -315,8 +315,8 @@ def openConnection(
         return Deferred.fromCoroutine(_openAnswered(reactor, answer, checked, [address], timeout, bindHost))
     if not answer.permitted:
         return defer.fail(_denied(answer))
-    return connectToAddresses(reactor, [address], request.port, timeout, bindHost).addCallback(
-        lambda protocol: (protocol, answer)
+    return connectToAddresses(reactor, [address], request.port, timeout, bindHost).addCallbacks(
+        lambda protocol: (protocol, answer), _failedAfter, errbackArgs=(answer,)
     )
 
 
@@ -334,7 +334,10 @@ async def _openAnswered(
     decision = await _settle(answer, request)
     if not decision.permitted:
         raise _denied(decision)
-    protocol = await connectToAddresses(reactor, addresses, request.port, timeout, bindHost)
+    try:
+        protocol = await connectToAddresses(reactor, addresses, request.port, timeout, bindHost)
+    except Exception:
+        _failedAfter(Failure(), decision)
     return protocol, decision
 
 
@@ -404,7 +407,10 @@ async def _openByName(
     Decide, resolve, decide again for each address, and connect.
     """
     candidates, decision = await permittedAddresses(reactor, resolver, decide, request, host, timeout)
-    protocol = await connectToAddresses(reactor, candidates, request.port, timeout, bindHost)
+    try:
+        protocol = await connectToAddresses(reactor, candidates, request.port, timeout, bindHost)
+    except Exception:
+        _failedAfter(Failure(), decision)
     return protocol, decision
 
 
@@ -443,6 +449,18 @@ def _policyFailed(request: AccessRequest) -> RequestRefused:
     failure = Failure()
     log.failure("the access policy failed on {request!r}", failure, request=request)
     return RequestRefused(ReplyCode.GENERAL_FAILURE, "error", f"the access policy failed: {failure.value!r}")
+
+
+def _failedAfter(failure: Failure, decision: Decision) -> None:
+    """
+    A permitted connection failed: raise its refusal, naming the decision
+    that permitted it (the session log and the rule hit counters name the
+    rule).
+    """
+    refusal = refusalForFailure(failure)
+    if refusal.decision is None:
+        refusal.decision = decision
+    raise refusal
 
 
 def _denied(decision: Decision) -> RequestRefused:

@@ -527,7 +527,12 @@ class SOCKSServerProtocol(Protocol):
         Answer the request with the refusal's reply, record it and close.
         """
         if refusal.decision is not None:
-            self._noteDecision(refusal.decision)
+            assert self.record is not None
+            # A denial says why in the rule's words; a failure of a
+            # permitted request names the rule but says what failed.
+            self.record.rule = refusal.decision.rule
+            if refusal.outcome == "denied":
+                self.record.message = refusal.decision.message
         if self.codec.version == 4 and refusal.socks4 is not None:
             code = refusal.socks4
             self.transport.write(self.codec.send(SOCKS4Reply(SOCKS4ReplyCode(code))))

@@ -173,7 +173,7 @@ class RecordTests(LoopbackTestCase):
         expected = [
             ("5", "none", None, None, "connect", f"echo.test:{echo.port}", echoAt, *connected, 5, 5),
             ("5", "none", None, None, "connect", "127.0.0.1:23", None, "denied", 2, 1, "no telnet", 0, 0),
-            ("5", "none", None, None, "connect", f"127.0.0.1:{refusedPort}", None, "failed", 5, None,
+            ("5", "none", None, None, "connect", f"127.0.0.1:{refusedPort}", None, "failed", 5, 2,
              summary[2][10], 0, 0),
             ("4", "none", "bob", None, "connect", echoAt, echoAt, "closed", 90, 2, "loopback", 4, 4),
             ("5", "userpass", "alice", None, "connect", echoAt, echoAt, *connected, 2, 2),
@@ -188,6 +188,8 @@ class RecordTests(LoopbackTestCase):
              "no complete request within 0.5 seconds", 0, 0),
         ]  # fmt: skip
         self.assertEqual(summary, expected)
+        # The rule that permitted the failed connection is named; its message gives way to the
+        # failure's, which says what went wrong.
         self.assertIn("Connection was refused", logged[2]["message"])
         self.assertEqual(logged[6]["bind"], f"127.0.0.1:{listening}")
         self.assertEqual(logged[6]["peer"], f"127.0.0.1:{peerPort}")
