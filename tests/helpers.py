@@ -270,3 +270,17 @@ def startWebServer(testCase: Any, content: bytes = b"hello from the web\n") -> i
     listening = reactor.listenTCP(0, site, interface="127.0.0.1")
     testCase.addCleanup(listening.stopListening)
     return listening.getHost().port
+
+
+#: Headless Chromium as this machine's closed network needs it: without the
+#: background-networking flags it keeps trying to reach Google's hosts.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]

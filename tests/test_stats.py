@@ -32,6 +32,8 @@ from socksgate.scripts.stats import (
     run,
 )
 
+from .helpers import CHROMIUM_FLAGS
+
 #: The console script of the environment under test.
 SOCKSGATE = os.path.join(os.path.dirname(sys.executable), "socksgate")
 
@@ -746,14 +748,7 @@ def dumpDOM(path: str, profile: str) -> str:
     result = subprocess.run(
         [
             CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            *CHROMIUM_FLAGS,
             f"--user-data-dir={profile}",
             "--window-size=1200,1600",
             "--dump-dom",

@@ -33,6 +33,7 @@ from socksgate.status import StatusService, statusEndpoint
 from socksgate.testing import startEchoServer
 
 from .helpers import (
+    CHROMIUM_FLAGS,
     LoopbackTestCase,
     RawClient,
     collectSessions,
@@ -493,14 +494,7 @@ class BrowserTests(LoopbackTestCase):
         os.makedirs(profile)
         arguments = [
             CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            *CHROMIUM_FLAGS,
             f"--user-data-dir={profile}",
             "--virtual-time-budget=3000",
             "--dump-dom",
