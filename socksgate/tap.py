@@ -30,6 +30,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ["config", "c", None, "The TOML configuration file."],
         ["access-log", None, None, "The session log: one JSON object a line (- for standard output)."],
         ["status", None, None, "Serve the status page and Prometheus /metrics on this endpoint."],
+        ["workers", None, 1, "Processes sharing the listening ports (only 1 in this version).", int],
     ]
 
     def __init__(self) -> None:
@@ -49,6 +50,11 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         """
         Load the configuration file, so that its errors stop twistd.
         """
+        if self["workers"] != 1:
+            raise usage.UsageError(
+                f"--workers {self['workers']}: this version runs one process; "
+                "several worker processes are not supported yet"
+            )
         checkers = self.get("credCheckers", [])
         if len(checkers) > 1:
             raise usage.UsageError("give --auth once: socksgate checks passwords with one checker")

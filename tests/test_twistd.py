@@ -69,6 +69,17 @@ class TwistdTests(LoopbackTestCase):
         self.assertNotEqual(code, 0)
         self.assertIn(f"{path}:2: [server] connect-timeout: must be greater than 0".encode(), out + err)
 
+    async def test_workers(self) -> None:
+        """
+        --workers is accepted as SPEC names it; more than one process is
+        refused with a clear message, not an unknown option.
+        """
+        out, err, code = await self.twistd("-n", "--pidfile=", "socksgate", "--workers", "2")
+        self.assertNotEqual(code, 0)
+        self.assertIn(b"--workers 2: this version runs one process", out + err)
+        out, err, code = await self.twistd("socksgate", "--workers", "1", "--help")
+        self.assertEqual(code, 0, err)
+
     async def test_failingExpectationStops(self) -> None:
         """
         A file whose [[expect]] check fails stops twistd, naming the
