@@ -18,6 +18,16 @@ class IAccessPolicy(Interface):
     looked up.  Then it asks once for each address the name resolves to,
     with both the name and the address in hand, and tries only the
     permitted addresses.  A request for an IP address is asked about once.
+
+    A UDP ASSOCIATE is asked about when the client requests it, with no
+    destination (C{destinationName} and C{destinationAddress} both
+    L{None}) and port 0: a policy permits it if the client may send
+    datagrams to some destination, and denies it (0x02) if to none.  Every
+    datagram's destination is then asked about on its own, with the policy
+    in force at the time (a reload applies to open associations too).
+    Port 0 of a BIND or UDP request means any port: the peer's port is not
+    known yet (the peer is asked about again, with its address and port,
+    when it connects).
     """
 
     def decide(request):

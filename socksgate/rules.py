@@ -88,6 +88,12 @@ class Rule:
     via: str = "direct"
     message: str = ""
 
+    def matchesPort(self, port: int) -> bool:
+        """
+        Whether C{port} is one of C{ports} (any port when they are not set).
+        """
+        return self.ports is None or any(low <= port <= high for low, high in self.ports)
+
     def decision(self) -> Decision:
         """
         The decision this rule makes when it matches.
@@ -97,9 +103,12 @@ class Rule:
     def matchesAllButDestination(self, request: AccessRequest) -> bool:
         """
         Whether every field but C{destinations} matches (C{commands} and
-        C{versions} are sorted out by L{RulePolicy}'s index).
+        C{versions} are sorted out by L{RulePolicy}'s index).  Port 0 of a
+        BIND or UDP request stands for any port (a BIND that does not know
+        its peer's port, a UDP association): it matches here, and
+        L{RulePolicy} treats a rule with C{ports} as one that may match.
         """
-        if self.ports is not None and not any(low <= request.port <= high for low, high in self.ports):
+        if self.ports is not None and not anyPort(request) and not self.matchesPort(request.port):
             return False
         if self.listeners is not None and request.listener not in self.listeners:
             return False
@@ -117,6 +126,16 @@ class Rule:
         return True
 
 
+def anyPort(request: AccessRequest) -> bool:
+    """
+    Whether C{request} stands for any port: port 0 of a BIND (the client
+    does not know its peer's port yet) or of a UDP association (its
+    destinations are decided one by one).  A CONNECT to port 0 is decided
+    as port 0.
+    """
+    return request.port == 0 and request.command != "connect"
+
+
 #: How a rule's destination relates to a request: it matches, it does
 #: not, or (for a name not yet resolved) it depends on the address.
 _NO, _YES, _MAYBE = 0, 1, 2
@@ -126,6 +145,10 @@ def _destinationMatch(patterns: DestinationPatterns, request: AccessRequest) -> 
     if patterns.anything:
         return _YES
     name, address = request.destinationName, request.destinationAddress
+    if name is None and address is None:
+        # No destination yet (UDP ASSOCIATE, or BIND for any peer): each
+        # one is decided when it is known.
+        return _MAYBE
     if name is not None and patterns.matchesName(name):
         return _YES
     if not patterns.networks:
@@ -238,14 +261,16 @@ class RulePolicy:
             match = _destinationMatch(rule.destinations, request)
             if match == _NO:
                 continue
+            if anyPort(request) and not rule.matchesPort(0):
+                match = _MAYBE
             if match == _MAYBE:
                 if rule.action == PERMIT:
-                    return _DEPENDS, True
-                # Denies some addresses: what comes after decides the rest.
+                    return _depends(rule, request), True
+                # Denies some destinations: what comes after decides the rest.
                 mayDeny = True
                 continue
             if rule.action == PERMIT and mayDeny:
-                return _DEPENDS, True
+                return _depends(rule, request), True
             return rule.decision(), False
         return (_NO_RULE_FOR_ANY_ADDRESS if mayDeny else _NO_RULE), False
 
@@ -259,3 +284,17 @@ class RulePolicy:
 
 
 _DEPENDS = Decision(PERMIT, None, "depends on the address the name resolves to")
+
+
+def _depends(rule: Rule, request: AccessRequest) -> Decision:
+    """
+    The decision for a request that C{rule} (a permit) may match, once its
+    destination or port is known.  A name not resolved yet gets
+    L{_DEPENDS}: each address is decided next.  A request with no
+    destination or port 0 (a UDP association, a BIND for any peer) is
+    permitted by the first rule that may permit it: each destination and
+    peer is decided again when it is known.
+    """
+    if request.destinationName is not None and request.destinationAddress is None:
+        return _DEPENDS
+    return rule.decision()

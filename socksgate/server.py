@@ -264,6 +264,13 @@ class SOCKSServerProtocol(Protocol):
             self.sessionClosed()
 
     @property
+    def clientGone(self) -> bool:
+        """
+        Whether the client's connection is lost.
+        """
+        return self._lost
+
+    @property
     def relay(self) -> Relay | None:
         """
         The L{Relay} of a relayed TCP session (CONNECT, BIND), if any.
@@ -287,6 +294,18 @@ class SOCKSServerProtocol(Protocol):
             self.session.abort()
         else:
             self.transport.abortConnection()
+
+    def stopSession(self, why: str) -> None:
+        """
+        End the session because the gateway stops: a relay or a UDP
+        association is closed as a time-out closes it (what is buffered is
+        still delivered, the record is written); anything else is dropped.
+        """
+        close = getattr(self.session, "close", None)
+        if close is not None:
+            close(why)
+        else:
+            self.abortConnection()
 
     def sessionClosed(self) -> None:
         """

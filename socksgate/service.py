@@ -11,8 +11,9 @@ import threading
 from typing import Any
 
 from twisted.application import strports
-from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred, succeed
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
+from twisted.internet.defer import TimeoutError as DeferredTimeoutError
 from twisted.internet.interfaces import IHostnameResolver
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -22,6 +23,11 @@ from .auth import LoginThrottle
 from .config import Config, ConfigError, loadConfig
 from .interfaces import IAccessPolicy
 from .server import SessionTable, SOCKSServerFactory
+
+#: Seconds a stopping gateway waits for the sessions it closed to end
+#: (their last bytes written, their records emitted) before it drops the
+#: connections that remain.
+CLOSE_TIMEOUT = 5.0
 
 
 class GatewayService(MultiService):
@@ -59,12 +65,15 @@ class GatewayService(MultiService):
         self.factories: dict[str, SOCKSServerFactory] = {}
         self._reactor = reactor
         self._previousHandler: Any = None
+        self._reloadsAsked = 0
+        self._accessLog: Any = None
         if config.log.access:
             # First: a bad path stops the start before any listener opens,
-            # and the log is the last to stop, after the listeners.
+            # and the log is the last to stop, after every session.
             from .accesslog import AccessLogService
 
-            AccessLogService(config.log, reactor).setServiceParent(self)
+            self._accessLog = AccessLogService(config.log, reactor)
+            self._accessLog.setServiceParent(self)
         for description in config.server.listen:
             factory = SOCKSServerFactory(
                 reactor,
@@ -94,14 +103,43 @@ class GatewayService(MultiService):
         if reloadable and threading.current_thread() is threading.main_thread():
             self._previousHandler = signal.signal(signal.SIGHUP, self._hangUp)
 
-    def stopService(self) -> Any:
+    def stopService(self) -> Deferred[None]:
         """
-        Stop listening, and leave SIGHUP as it was.
+        Stop listening, close every open session, and stop the session log
+        last, once the sessions have ended and their records are written;
+        leave SIGHUP as it was.
+
+        Sessions are closed as a time-out would close them (the bytes
+        already relayed are delivered); those still open after
+        L{CLOSE_TIMEOUT} seconds are dropped.
         """
         if self._previousHandler is not None:
             signal.signal(signal.SIGHUP, self._previousHandler)
             self._previousHandler = None
-        return super().stopService()
+        Service.stopService(self)
+        return Deferred.fromCoroutine(self._stop())
+
+    async def _stop(self) -> None:
+        others = [service for service in reversed(list(self)) if service is not self._accessLog]
+        await DeferredList([maybeDeferred(service.stopService) for service in others if service.running])
+        for protocol in list(self.sessions.open):
+            protocol.stopSession("the gateway is stopping")
+        try:
+            await self.sessions.whenEmpty().addTimeout(CLOSE_TIMEOUT, self._reactor)
+        except DeferredTimeoutError:
+            self.log.warn(
+                "{count} sessions did not close in {seconds:g} s; dropping them",
+                count=len(self.sessions.open),
+                seconds=CLOSE_TIMEOUT,
+            )
+            for protocol in list(self.sessions.open):
+                protocol.abortConnection()
+            try:
+                await self.sessions.whenEmpty().addTimeout(CLOSE_TIMEOUT, self._reactor)
+            except DeferredTimeoutError:
+                self.log.error("{count} sessions could not be closed", count=len(self.sessions.open))
+        if self._accessLog is not None and self._accessLog.running:
+            await maybeDeferred(self._accessLog.stopService)
 
     def _hangUp(self, signalNumber: int, frame: Any) -> None:
         self._reactor.callFromThread(self.reload)
@@ -113,6 +151,9 @@ class GatewayService(MultiService):
         not load, or whose expectations fail, is refused with a log message
         and the running configuration stays.  Listeners are not changed.
         A checker given with C{--auth} that reads a file reads it again.
+        Reloads take effect in the order they were asked for: when another
+        reload is asked before this one has read its file, this one is not
+        used, whatever it read (the later one decides).
 
         @return: a Deferred that fires with whether the new file was taken.
         """
@@ -123,12 +164,37 @@ class GatewayService(MultiService):
         path = self.config.path
         if path is None:
             return succeed(False)
+        # Reloads end in the order they were asked for: a file that takes
+        # longer to load than the one read after it is not used.
+        self._reloadsAsked += 1
         reading = deferToThreadPool(
             self._reactor, self._reactor.getThreadPool(), loadConfig, path, self._authChecker
         )
-        return reading.addCallbacks(self._reloaded, self._reloadFailed, errbackArgs=(path,))
+        return reading.addCallbacks(
+            self._reloaded,
+            self._reloadFailed,
+            callbackArgs=(self._reloadsAsked,),
+            errbackArgs=(path, self._reloadsAsked),
+        )
 
-    def _reloaded(self, config: Config) -> bool:
+    def _superseded(self, number: int, path: str) -> bool:
+        """
+        Whether reload C{number} was overtaken by a later one, which
+        decides instead (logged).
+        """
+        if number == self._reloadsAsked:
+            return False
+        self.log.info(
+            "reload {number} of {path} is superseded by reload {latest}; the later one decides",
+            number=number,
+            path=path,
+            latest=self._reloadsAsked,
+        )
+        return True
+
+    def _reloaded(self, config: Config, number: int) -> bool:
+        if self._superseded(number, config.path or ""):
+            return False
         if config.server.listen != self.config.server.listen:
             self.log.warn(
                 "reload of {path}: listeners are not changed by a reload; restart to apply them",
@@ -147,7 +213,9 @@ class GatewayService(MultiService):
         )
         return True
 
-    def _reloadFailed(self, failure: Failure, path: str) -> bool:
+    def _reloadFailed(self, failure: Failure, path: str, number: int) -> bool:
+        if self._superseded(number, path):
+            return False
         if failure.check(ConfigError):
             self.log.error(
                 "refused to reload {path}: {problem}; the running configuration stays",

@@ -65,8 +65,9 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .outbound import RequestRefused, permittedAddresses, refusalForFailure
-from .policy import AccessRequest, IPAddress
+from .interfaces import IAccessPolicy
+from .outbound import RequestRefused, decideOne, permittedAddresses, refusalForFailure
+from .policy import AccessRequest, Decision, IPAddress
 from .wire import MalformedMessage, ReplyCode, SOCKS5Request, UDPDatagram, parseUDPDatagram
 
 __all__ = [
@@ -158,11 +159,17 @@ def _hostAddress(transportAddress: Any) -> IPAddress | None:
         return None
 
 
-def startAssociation(accessRequest: AccessRequest, protocol: Any, request: SOCKS5Request) -> None:
+def startAssociation(accessRequest: AccessRequest, protocol: Any, request: SOCKS5Request) -> Deferred[None]:
     """
-    Open a UDP association for a granted UDP ASSOCIATE request, answer the
+    Decide a UDP ASSOCIATE request, then open its association, answer the
     client with the relay's address and port, and hand the control
     connection to it.
+
+    The policy decides the association when it is asked for, with no
+    destination and port 0 (see L{socksgate.interfaces.IAccessPolicy}): a
+    client that may send datagrams to no destination is refused with 0x02.
+    Every datagram's destination is then decided with the policy in force
+    when it is sent.
 
     @param accessRequest: the request as the policy sees it, without a
         destination: every datagram's destination is decided with it.
@@ -170,7 +177,24 @@ def startAssociation(accessRequest: AccessRequest, protocol: Any, request: SOCKS
         control connection.
     @param request: the request; DST.ADDR and DST.PORT say where the
         client will send from (zeros: not known).
+    @raise RequestRefused: (in the Deferred) the policy refuses it.
     """
+    association = replace(accessRequest, destinationName=None, destinationAddress=None, port=0)
+    deciding = Deferred.fromCoroutine(decideOne(protocol.factory.policy.decide, association))
+    return deciding.addCallback(_associationDecided, accessRequest, protocol, request)
+
+
+def _associationDecided(
+    decision: Decision, accessRequest: AccessRequest, protocol: Any, request: SOCKS5Request
+) -> None:
+    if not decision.permitted:
+        raise RequestRefused(
+            ReplyCode.NOT_ALLOWED, "denied", decision.message or "denied by policy", decision
+        )
+    if protocol.clientGone:
+        return
+    # The record's message says why the association ended.
+    protocol.record.rule = decision.rule
     factory = protocol.factory
     config = factory.config
     declared = request.host if isinstance(request.host, (IPv4Address, IPv6Address)) else None
@@ -216,7 +240,7 @@ def startAssociation(accessRequest: AccessRequest, protocol: Any, request: SOCKS
         accessRequest,
         clientAddress,
         request.port,
-        factory.policy.decide,
+        lambda: factory.policy,
         factory.resolver,
         factory.reactor,
         config.udpIdleTimeout,
@@ -298,7 +322,7 @@ class UDPAssociation:
         accessRequest: AccessRequest,
         clientAddress: IPAddress,
         clientPort: int,
-        decide: Callable[[AccessRequest], Any],
+        policyInForce: Callable[[], IAccessPolicy],
         resolver: IHostnameResolver,
         reactor: Any,
         idleTimeout: float,
@@ -312,7 +336,8 @@ class UDPAssociation:
         self._request = accessRequest
         self._clientHost = str(clientAddress)
         self._clientPort = clientPort
-        self._decide = decide
+        self._policyInForce = policyInForce
+        self._policy = policyInForce()
         self._resolver = resolver
         self._reactor = reactor
         self._idleTimeout = idleTimeout
@@ -398,6 +423,8 @@ class UDPAssociation:
         """
         if self._ended:
             return
+        if self._policyInForce() is not self._policy:
+            self._policyChanged()
         host = _normalHost(host)
         if relaySocket.main and host == self._clientHost and port == (self._clientPort or port):
             self._fromClient(data, port)
@@ -445,26 +472,56 @@ class UDPAssociation:
             self.dropped += 1
             return
         self._queued[key] = [datagram.data]
+        self._startDeciding(key)
+
+    def _startDeciding(self, key: _Destination) -> None:
+        """
+        Decide destination C{key}, whose datagrams wait in C{_queued},
+        with the policy in force.
+        """
+        policy = self._policy
         deciding = Deferred.fromCoroutine(
             permittedAddresses(
                 self._reactor,
                 self._resolver,
-                self._decide,
-                replace(self._request, port=datagram.port),
-                host,
+                policy.decide,
+                replace(self._request, port=key[1]),
+                key[0],
                 self._resolveTimeout,
             )
         )
-        deciding.addCallbacks(self._decided, self._refused, (key,), None, (key,))
+        deciding.addCallbacks(self._decided, self._refused, (key, policy), None, (key, policy))
         deciding.addErrback(self._failed)
         if key in self._queued:
             self._deciding[key] = deciding
 
-    def _decided(self, result: tuple[list[IPAddress], Any], key: _Destination) -> None:
+    def _policyChanged(self) -> None:
+        """
+        A reload brought another policy: forget every decision of the old
+        one and the destinations whose answers it let back; destinations
+        being decided are decided again.
+        """
+        self._policy = self._policyInForce()
+        self._decisions.clear()
+        self._destinations.clear()
+
+    def _decidedByOldPolicy(self, key: _Destination, policy: IAccessPolicy) -> bool:
+        """
+        Whether a decision for C{key} came from a policy replaced since it
+        was asked; if so, it is asked again of the policy in force.
+        """
+        if self._policyInForce() is not self._policy:
+            self._policyChanged()
+        if policy is self._policy:
+            return False
+        self._startDeciding(key)
+        return True
+
+    def _decided(self, result: tuple[list[IPAddress], Any], key: _Destination, policy: IAccessPolicy) -> None:
         self._deciding.pop(key, None)
-        queued = self._queued.pop(key, [])
-        if self._ended:
+        if self._ended or self._decidedByOldPolicy(key, policy):
             return
+        queued = self._queued.pop(key, [])
         # An IPv4-mapped address would reach an IPv4 host that the policy
         # has not decided about as such: never use one.
         addresses = [(address, str(address)) for address in result[0] if _unmapped(address) == address]
@@ -472,11 +529,11 @@ class UDPAssociation:
         for data in queued:
             self._send(addresses, key[1], data)
 
-    def _refused(self, failure: Failure, key: _Destination) -> None:
+    def _refused(self, failure: Failure, key: _Destination, policy: IAccessPolicy) -> None:
         self._deciding.pop(key, None)
-        queued = self._queued.pop(key, [])
-        if self._ended:
+        if self._ended or self._decidedByOldPolicy(key, policy):
             return
+        queued = self._queued.pop(key, [])
         refusal = refusalForFailure(failure)
         counter = "denied" if refusal.outcome == "denied" else "dropped"
         self.log.debug(

@@ -180,8 +180,8 @@ class RecordTests(LoopbackTestCase):
             ("5", "userpass", "alice", None, None, None, None, "denied", 1, None, "authentication failed",
              0, 0),
             ("5", "none", None, None, "bind", "127.0.0.1:0", f"127.0.0.1:{peerPort}", *connected, 0, 3),
-            # The policy decides each datagram of an association, not the association.
-            ("5", "none", None, None, "udp", f"127.0.0.1:{udpPort.getHost().port}", None, "closed", 0, None,
+            # The policy decides the association (the rule that permits it), then each datagram.
+            ("5", "none", None, None, "udp", f"127.0.0.1:{udpPort.getHost().port}", None, "closed", 0, 2,
              summary[7][10], 8, 8),
             ("5", "none", None, None, None, None, None, "error", 8, None, summary[8][10], 0, 0),
             (None, "none", None, None, None, None, None, "timeout", None, None,

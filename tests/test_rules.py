@@ -418,3 +418,69 @@ class IndexAgreesTests(SynchronousTestCase):
             for port in range(1000, 1006):
                 subject = request(client=f"10.{second}.{third}.{port % 4}", port=port)
                 self.assertEqual(policy.decide(subject), linearDecision(policy, subject))
+
+
+class AnyDestinationTests(SynchronousTestCase):
+    """
+    A request with no destination yet (UDP ASSOCIATE) or port 0 (BIND for
+    a peer whose port is not known, UDP) is permitted by the first rule
+    that may permit some destination or port, and denied when none may.
+    """
+
+    def association(self, client: str = "10.0.0.1") -> AccessRequest:
+        """
+        A UDP ASSOCIATE as the gateway asks about it.
+        """
+        return request(client=client, address=None, port=0, command="udp")
+
+    def test_restrictedPermit(self) -> None:
+        """
+        A permit for some destinations and ports permits the association,
+        naming the rule.
+        """
+        policy = policyFrom(
+            '[[rule]]\naction = "permit"\ndestinations = ["192.0.2.53"]\nports = ["53"]\ncommands = ["udp"]\n'
+        )
+        self.assertEqual(policy.decide(self.association()), Decision(PERMIT, 1))
+
+    def test_clientNotPermitted(self) -> None:
+        """
+        A client no rule matches is denied, whatever the destinations.
+        """
+        policy = policyFrom('[[rule]]\naction = "permit"\nclients = ["192.168.0.0/16"]\n')
+        self.assertEqual(policy.decide(self.association()).action, DENY)
+
+    def test_restrictedDenyThenPermit(self) -> None:
+        """
+        A deny for some destinations or ports does not decide the
+        association: the permit after it does.
+        """
+        policy = policyFrom(
+            '[[rule]]\naction = "deny"\nports = ["25"]\n'
+            '[[rule]]\naction = "deny"\ndestinations = ["10.0.0.0/8"]\n'
+            '[[rule]]\naction = "permit"\n'
+        )
+        self.assertEqual(policy.decide(self.association()), Decision(PERMIT, 3))
+
+    def test_denyEverything(self) -> None:
+        """
+        A deny of every destination and port for the client decides.
+        """
+        policy = policyFrom('[[rule]]\naction = "deny"\ncommands = ["udp"]\n[[rule]]\naction = "permit"\n')
+        self.assertEqual(policy.decide(self.association()), Decision(DENY, 1))
+
+    def test_bindPortZero(self) -> None:
+        """
+        A BIND whose DST.PORT is 0 is permitted by a rule for
+        C{ports = ["1-65535"]}, as SPEC's example writes it.
+        """
+        policy = policyFrom('[[rule]]\naction = "permit"\nports = ["1-65535"]\n')
+        self.assertEqual(policy.decide(request(port=0, command="bind")), Decision(PERMIT, 1))
+
+    def test_connectPortZero(self) -> None:
+        """
+        Port 0 means any port only for BIND and UDP: a CONNECT to port 0
+        is decided as port 0.
+        """
+        policy = policyFrom('[[rule]]\naction = "permit"\nports = ["1-65535"]\n')
+        self.assertEqual(policy.decide(request(port=0)).action, DENY)

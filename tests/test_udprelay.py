@@ -569,6 +569,114 @@ class PolicyTests(Udp, LoopbackTestCase):
         self.assertEqual(self.records[0]["datagrams_denied"], 0)
 
 
+class AssociationPolicyTests(Udp, LoopbackTestCase):
+    """
+    The policy decides UDP ASSOCIATE when it is requested (client,
+    listener, user, command C{udp}), and each datagram's destination with
+    the policy in force when it is sent.
+    """
+
+    async def refusedAssociation(self) -> bytes:
+        """
+        Ask for an association that must be refused, and return the whole
+        answer once the gateway closes the connection.
+        """
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.gateway.port)
+        control = await connectProtocol(endpoint, RawClient())
+        control.transport.write(associateRequest())
+        return await control.receiveAll()
+
+    async def test_clientNetworkNotPermitted(self) -> None:
+        """
+        A client whose network no rule permits gets 0x02 and no relay
+        socket; the record says denied.
+        """
+        rules = '[[rule]]\naction = "permit"\nclients = ["192.0.2.0/24"]\n'
+        self.startAll(policy=parseConfig(rules, "udp.toml").policy)
+        self.assertEqual(await self.refusedAssociation(), b"\x05\x00" + b"\x05\x02\x00\x01" + b"\x00" * 6)
+        await self.gateway.sessions.whenEmpty()
+        [record] = self.records
+        self.assertEqual((record["command"], record["outcome"], record["reply"]), ("udp", "denied", 2))
+
+    async def test_noRulePermitsUDP(self) -> None:
+        """
+        A policy in which no rule permits C{udp} refuses the association
+        with 0x02, though the same client may CONNECT.
+        """
+        rules = '[[rule]]\naction = "permit"\ncommands = ["connect", "bind"]\n'
+        self.startAll(policy=parseConfig(rules, "udp.toml").policy)
+        self.assertEqual((await self.refusedAssociation())[2:4], b"\x05\x02")
+
+    async def test_denyingRuleFirst(self) -> None:
+        """
+        A rule that denies C{udp} to any destination for the client, before
+        one that permits everything, refuses the association with its
+        message.
+        """
+        rules = (
+            '[[rule]]\naction = "deny"\ncommands = ["udp"]\nmessage = "no UDP here"\n'
+            '[[rule]]\naction = "permit"\n'
+        )
+        self.startAll(policy=parseConfig(rules, "udp.toml").policy)
+        self.assertEqual((await self.refusedAssociation())[2:4], b"\x05\x02")
+        await self.gateway.sessions.whenEmpty()
+        self.assertEqual((self.records[0]["rule"], self.records[0]["message"]), (1, "no UDP here"))
+
+    async def test_someDestinationsPermitted(self) -> None:
+        """
+        A rule that permits C{udp} only to some destinations and ports
+        permits the association (the record names it); the datagrams are
+        decided one by one.
+        """
+        self.startAll()
+        rules = (
+            '[[rule]]\naction = "deny"\ndestinations = ["127.0.0.2"]\ncommands = ["udp"]\n'
+            f'[[rule]]\naction = "permit"\ndestinations = ["127.0.0.1"]\nports = ["{self.echo.port}"]\n'
+        )
+        factory = self.gateway.factory
+        factory.configure(factory.config, parseConfig(rules, "udp.toml").policy, factory.auth)
+        association = await associate(self.gateway)
+        otherPort = self.echo.port + 1 if self.echo.port < 65535 else 1
+        self.client.send(toIPv4(otherPort) + b"x", association.relay)
+        self.client.send(toIPv4(self.echo.port) + b"permitted", association.relay)
+        self.assertEqual(await self.client.nextData(), toIPv4(self.echo.port) + b"permitted")
+        association.control.transport.loseConnection()
+        await self.gateway.sessions.whenEmpty()
+        self.assertEqual((self.records[0]["rule"], self.records[0]["datagrams_denied"]), (2, 1))
+
+    async def test_reloadAppliesToOpenAssociation(self) -> None:
+        """
+        After a reload that denies a destination, an open association
+        stops relaying to it, to destinations it first uses after the
+        reload, and stops passing answers back from destinations the old
+        policy let it use.
+        """
+        self.startAll()
+        used, fresh = openUDP(self, UDPPeer()), openUDP(self, UDPPeer())
+        association = await associate(self.gateway)
+        self.client.send(toIPv4(used.port) + b"before", association.relay)
+        payload, relayAddress = await used.next()
+        self.assertEqual(payload, b"before")
+
+        factory = self.gateway.factory
+        rules = (
+            f'[[rule]]\naction = "deny"\ncommands = ["udp"]\nports = ["{used.port}", "{fresh.port}"]\n'
+            '[[rule]]\naction = "permit"\n'
+        )
+        factory.configure(factory.config, parseConfig(rules, "reloaded.toml").policy, factory.auth)
+        used.send(b"unasked answer", relayAddress)
+        self.client.send(toIPv4(used.port) + b"after", association.relay)
+        self.client.send(toIPv4(fresh.port) + b"after", association.relay)
+        self.client.send(toIPv4(self.echo.port) + b"still permitted", association.relay)
+        self.assertEqual(await self.client.nextData(), toIPv4(self.echo.port) + b"still permitted")
+        self.assertEqual([data for data, _ in used.everything], [b"before"])
+        self.assertEqual(fresh.everything, [])
+        association.control.transport.loseConnection()
+        await self.gateway.sessions.whenEmpty()
+        self.assertEqual(self.records[0]["datagrams_denied"], 2)
+        self.assertEqual(self.records[0]["datagrams_in"], 1)
+
+
 @implementer(IHostnameResolver)
 class HeldResolver:
     """
