@@ -683,6 +683,42 @@ class RunningProcessTests(LoopbackTestCase):
         self.assertEqual(await process.ended, (None, signal.SIGTERM), process.output)
         self.assertNotIn(b"Traceback", process.output)
 
+    async def test_sessionsOpenAtSIGTERM(self) -> None:
+        """
+        Every session open when twistd gets SIGTERM — relayed CONNECTs, a
+        BIND waiting for its peer, a UDP association — has its record in
+        the session log when the process has stopped, and the stop logs no
+        traceback.
+        """
+        echo = startEchoServer(self)
+        path = os.path.abspath(self.mktemp())
+        transport, process, port = await self.startTwistd("--access-log", path)
+        clients = []
+        for number in range(20):
+            client = await connectRaw(port)
+            self.addCleanup(lambda client=client: client.closed.called or client.transport.abortConnection())
+            client.transport.write(socks5Connect(b"\x7f\x00\x00\x01", echo.port, atyp=1) + b"%02d" % number)
+            self.assertEqual((await client.receive(14))[12:], b"%02d" % number)
+            clients.append(client)
+        waiting = await connectRaw(port)
+        waiting.transport.write(b"\x05\x01\x00" + b"\x05\x02\x00\x01" + b"\x7f\x00\x00\x01" + b"\x00\x00")
+        self.assertEqual((await waiting.receive(12))[2:4], b"\x05\x00")
+        udp = await connectRaw(port)
+        udp.transport.write(b"\x05\x01\x00" + b"\x05\x03\x00\x01" + b"\x00" * 6)
+        self.assertEqual((await udp.receive(12))[2:4], b"\x05\x00")
+        self.assertEqual(self.clients(path), [])
+
+        await self.stopTwistd(transport, process)
+        self.assertNotIn(b"Unhandled", process.output)
+        records = readLines(path)
+        self.assertEqual(
+            sorted((r["command"], r["outcome"]) for r in records),
+            [("bind", "failed")] + [("connect", "closed")] * 20 + [("udp", "closed")],
+        )
+        self.assertEqual(sorted(r["bytes_out"] for r in records if r["command"] == "connect"), [2] * 20)
+        for client in clients + [waiting, udp]:
+            await client.closed
+
     async def test_logrotate(self) -> None:
         """
         twistd writes each session to C{--access-log FILE}; after

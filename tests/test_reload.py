@@ -68,6 +68,55 @@ class ReloadTests(LoopbackTestCase):
         self.assertIs(self.service.policy, before)
 
 
+class ReloadOrderTests(LoopbackTestCase):
+    """
+    Reloads take effect in the order they were asked for.
+    """
+
+    async def test_laterReloadWins(self) -> None:
+        """
+        When a reload that was asked first finishes reading after one that
+        was asked later (a large file, then a small one), the later one's
+        file stays in force; the earlier result is dropped, and the log
+        says so.
+        """
+        import threading
+
+        from socksgate import service as serviceModule
+
+        path = os.path.abspath(self.mktemp())
+        with open(path, "w") as stream:
+            stream.write(PERMIT_ALL)
+        gateway = buildService(loadConfig(path).withListen(("tcp:0:interface=127.0.0.1",)), reactor)
+        release = threading.Event()
+        self.addCleanup(release.set)
+        calls = []
+        realLoad = serviceModule.loadConfig
+
+        def slowFirst(*arguments: object) -> object:
+            calls.append(arguments)
+            config = realLoad(*arguments)  # type: ignore[arg-type]
+            if len(calls) == 1:
+                release.wait(10)
+            return config
+
+        self.patch(serviceModule, "loadConfig", slowFirst)
+        first = gateway.reload()
+        for _ in range(200):
+            if calls:
+                break
+            await deferLater(reactor, 0.01, lambda: None)
+        with open(path, "w") as stream:
+            stream.write(DENY_ALL)
+        self.assertTrue(await gateway.reload())
+        self.assertEqual(gateway.config.rules[0].message, "closed for the night")
+        release.set()
+        self.assertFalse(await first)
+        self.assertEqual(gateway.config.rules[0].message, "closed for the night")
+        [factory] = gateway.factories.values()
+        self.assertIs(factory.policy, gateway.policy)
+
+
 class SIGHUPTests(LoopbackTestCase):
     """
     SIGHUP to a running twistd.
