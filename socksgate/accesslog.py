@@ -13,7 +13,10 @@ after the first of them (or at once when L{FLUSH_SIZE} bytes are waiting,
 and when the service stops), so that a busy gateway makes few small writes.
 A write that fails (a full disk, say) is reported once in the operational
 log; records are dropped until a write succeeds again, and then a second
-message says how many were lost.
+message says how many were lost.  A failed write leaves no part of a
+record behind: a file is cut back to where the write began, and on
+standard output the record a write stopped in is finished first when
+writing works again.
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ import errno
 import json
 import os
 import signal
+import stat
 import threading
 import time
 from typing import Any, Protocol
 
 from twisted.application.service import Service
 from twisted.logger import Logger, globalLogPublisher
-from twisted.python.logfile import DailyLogFile, LogFile
+from twisted.python.logfile import BaseLogFile, DailyLogFile, LogFile
 
 from .config import LogConfig
 
@@ -96,6 +100,94 @@ class _Writable(Protocol):
     def close(self) -> None: ...
 
 
+class _PartialWrite(OSError):
+    """
+    A write failed after C{written} of its bytes went out.
+    """
+
+    def __init__(self, written: int, error: OSError) -> None:
+        super().__init__(error.errno, error.strerror or str(error))
+        self.written = written
+
+
+def _writeWhole(target: Any, data: bytes, stream: bool) -> None:
+    """
+    Write C{data}, records that are whole or none at all.
+
+    A file that a write leaves short (a full disk: part of a record
+    written, the rest refused, or silently dropped by Twisted's
+    L{LogFile}) is cut back to its size before the write.  A stream
+    (standard output) cannot be cut back: L{_StreamStopped} says which part
+    of the record it stopped in is still to be written, before anything
+    else, so that the line is finished and the next record starts on its
+    own line.
+
+    @param target: the file (one of this module's, or a L{BaseLogFile}).
+    @param stream: whether C{target} is standard output.
+    @raise _StreamStopped: a stream took part of C{data}.
+    @raise OSError: the write failed; nothing of C{data} stays in a file.
+    """
+    if stream:
+        try:
+            target.write(data)
+        except _PartialWrite as error:
+            if error.written and data[error.written - 1] != 0x0A:
+                end = data.find(b"\n", error.written)
+                complete = data.count(b"\n", 0, error.written)
+                raise _StreamStopped(error, data[error.written : end + 1], complete) from None
+            raise
+        return
+    if isinstance(target, BaseLogFile) and target.shouldRotate():
+        # What LogFile.write would do first, done here so that the file
+        # measured below is the one written.
+        target.flush()
+        target.rotate()
+    descriptor = _descriptorOf(target)
+    status = os.fstat(descriptor) if descriptor is not None else None
+    if descriptor is None or status is None or not stat.S_ISREG(status.st_mode):
+        target.write(data)
+        return
+    before = status.st_size
+    try:
+        target.write(data)
+        if os.fstat(descriptor).st_size != before + len(data):
+            raise OSError(errno.ENOSPC, "a short write (is the disk full?)")
+    except BaseException:
+        try:
+            os.ftruncate(descriptor, before)
+            os.lseek(descriptor, before, os.SEEK_SET)
+        except OSError:
+            pass
+        if isinstance(target, LogFile):
+            target.size = before
+        raise
+
+
+class _StreamStopped(OSError):
+    """
+    Standard output took part of a write, and stopped inside a record.
+
+    @ivar unfinished: the rest of that record, to write first next time.
+    @ivar complete: the records written whole before it.
+    """
+
+    def __init__(self, error: OSError, unfinished: bytes, complete: int) -> None:
+        super().__init__(error.errno, error.strerror)
+        self.unfinished = unfinished
+        self.complete = complete
+
+
+def _descriptorOf(target: Any) -> int | None:
+    """
+    The file descriptor of a session log file, if it has one.
+    """
+    inner = target if hasattr(target, "fileno") else getattr(target, "_file", None)
+    try:
+        return int(inner.fileno())
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 class _AppendFile:
     """
     A file opened for appending (C{O_APPEND}), unbuffered: each write is
@@ -109,11 +201,21 @@ class _AppendFile:
     def write(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
-            written = self._file.write(view)
+            try:
+                written = self._file.write(view)
+            except OSError as error:
+                raise _PartialWrite(len(data) - len(view), error) from None
             if written is None:
                 # A non-blocking pipe that is full: drop rather than wait.
-                raise BlockingIOError(errno.EAGAIN, "standard output is full")
+                error = BlockingIOError(errno.EAGAIN, "standard output is full")
+                raise _PartialWrite(len(data) - len(view), error)
             view = view[written:]
+
+    def fileno(self) -> int:
+        """
+        The file descriptor written to.
+        """
+        return self._file.fileno()
 
     def close(self) -> None:
         self._file.close()
@@ -198,6 +300,7 @@ class AccessLogService(Service):
         self._pendingSize = 0
         self._flushCall: Any = None
         self._failing = False
+        self._unfinished = b""
         self._previousHandler: Any = None
         self._installedHandler: Any = None
 
@@ -312,15 +415,24 @@ class AccessLogService(Service):
         if not lines:
             return
         written = 0
+        stream = self.path == "-"
         try:
             if self._file is None:
                 self._file = self._open()
-            if self._failing and self.path != "-" and not _endsInNewline(self.path):
-                # A write that failed half-way left part of a record.
+            if self._unfinished:
+                unfinished, self._unfinished = self._unfinished, b""
+                _writeWhole(self._file, unfinished, stream)
+            elif self._failing and not stream and not _endsInNewline(self.path):
+                # Something else (a crash, another program) left part of a
+                # record: start on a line of its own.
                 self._file.write(b"\n")
             for chunk in self._chunks(lines):
-                self._file.write(b"".join(chunk))
+                _writeWhole(self._file, b"".join(chunk), stream)
                 written += len(chunk)
+        except _StreamStopped as stopped:
+            self._unfinished = stopped.unfinished
+            self._failed(len(lines) - written - stopped.complete - 1, stopped)
+            return
         except (OSError, ValueError) as error:
             # ValueError: the file object was closed under us (a rotation
             # that could not open the new file).

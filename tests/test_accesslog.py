@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import fields
@@ -536,6 +537,129 @@ class FailureTests(SynchronousTestCase):
             lines = stream.read().splitlines()
         self.assertEqual(lines[0], b'{"session":"0000')
         self.assertEqual([json.loads(line) for line in lines[1:]], expected)
+
+
+#: A child process that writes the session log while the size of files it
+#: may write is limited (RLIMIT_FSIZE): a write that crosses the limit is
+#: cut short by the kernel, as on a full disk.  Records are 200 bytes; the
+#: limit lets three through and stops the fourth half-way; then the limit
+#: is lifted (the disk has room again) and two more are written.
+FILE_SIZE_LIMITED = """
+import resource, signal, sys
+from twisted.internet.task import Clock
+from socksgate.accesslog import AccessLogService
+from socksgate.config import LogConfig
+from socksgate.session import SessionRecord, emitSession
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+def emit(number):
+    emitSession(SessionRecord(f"{number:08x}", "tcp:1080", "127.0.0.1:1", 0.0, message="x" * 40), 1.0)
+service = AccessLogService(LogConfig(access=sys.argv[1], rotate=sys.argv[2]), Clock())
+service.startService()
+emit(0)
+service.flush()
+size = len(open(sys.argv[1], "rb").read())
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (size * 3 + size // 2, hard))
+emit(1); emit(2)
+service.flush()
+emit(3); emit(4)
+service.flush()
+resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+emit(5); emit(6)
+service.flush()
+service.stopService()
+print(size, service.lost)
+"""
+
+#: A child process whose standard output is a non-blocking pipe that holds
+#: 4096 bytes: three records of 1500 bytes fill it and stop in the third;
+#: once the parent has read the pipe, a fourth record is written.
+PIPE_FILLED = """
+import fcntl, os, sys
+from twisted.internet.task import Clock
+from socksgate.accesslog import AccessLogService
+from socksgate.config import LogConfig
+from socksgate.session import SessionRecord, emitSession
+
+fcntl.fcntl(1, fcntl.F_SETPIPE_SZ, 4096)
+fcntl.fcntl(1, fcntl.F_SETFL, fcntl.fcntl(1, fcntl.F_GETFL) | os.O_NONBLOCK)
+def emit(number):
+    emitSession(SessionRecord(f"{number:08x}", "tcp:1080", "127.0.0.1:1", 0.0, message="x" * 1260), 1.0)
+service = AccessLogService(LogConfig(access="-"), Clock())
+service.startService()
+emit(1); emit(2); emit(3)
+service.flush()
+sys.stderr.write(f"lost {service.lost} unfinished {len(service._unfinished)}\\n")
+sys.stderr.flush()
+sys.stdin.readline()
+emit(4)
+service.flush()
+service.stopService()
+sys.stderr.write(f"lost {service.lost}\\n")
+"""
+
+
+class WholeRecordTests(SynchronousTestCase):
+    """
+    A write cut short leaves no part of a record in the session log.
+    """
+
+    def sizeLimited(self, rotate: str) -> None:
+        """
+        Run L{FILE_SIZE_LIMITED} with C{rotate}, and check the file holds
+        whole records only: the first three and the last two, the two
+        refused ones counted as lost.
+        """
+        path = os.path.abspath(self.mktemp())
+        child = subprocess.run(
+            [sys.executable, "-c", FILE_SIZE_LIMITED, path, rotate], capture_output=True, timeout=60
+        )
+        self.assertEqual(child.returncode, 0, child.stderr)
+        size, lost = map(int, child.stdout.split())
+        with open(path, "rb") as stream:
+            data = stream.read()
+        self.assertTrue(data.endswith(b"\n"), data[-80:])
+        sessions = [json.loads(line)["session"] for line in data.splitlines()]
+        self.assertEqual(sessions, [f"{number:08x}" for number in (0, 1, 2, 5, 6)])
+        self.assertEqual(len(data), size * 5)
+
+    def test_appendedFile(self) -> None:
+        """
+        A plain file (C{rotate = "none"}) is cut back after a short write.
+        """
+        self.sizeLimited("none")
+
+    def test_rotatedFile(self) -> None:
+        """
+        A file rotated by size (Twisted's L{LogFile}, which would drop the
+        rest of a short write silently) is cut back too.
+        """
+        self.sizeLimited("size")
+
+    def test_standardOutput(self) -> None:
+        """
+        On standard output, which cannot be cut back, the record a full
+        pipe stopped in is finished before the next one is written: every
+        line that comes out is a whole record, and none is lost.
+        """
+        child = subprocess.Popen(
+            [sys.executable, "-c", PIPE_FILLED],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self.addCleanup(child.kill)
+        first = child.stderr.readline()  # type: ignore[union-attr]
+        self.assertRegex(first, rb"^lost 0 unfinished [1-9]\d*\n$")
+        output = os.read(child.stdout.fileno(), 65536)  # type: ignore[union-attr]
+        child.stdin.write(b"go\n")  # type: ignore[union-attr]
+        child.stdin.flush()  # type: ignore[union-attr]
+        output += child.stdout.read()  # type: ignore[union-attr]
+        self.assertEqual(child.wait(60), 0)
+        self.assertEqual(child.stderr.read(), b"lost 0\n")  # type: ignore[union-attr]
+        sessions = [json.loads(line)["session"] for line in output.splitlines()]
+        self.assertEqual(sessions, [f"{number:08x}" for number in (1, 2, 3, 4)])
 
 
 class SignalTests(LoopbackTestCase):
