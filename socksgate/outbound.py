@@ -29,7 +29,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer, providedBy
 from zope.interface.interface import InterfaceClass
 
-from .policy import AccessRequest, Decision, IPAddress, unmapped
+from .hostnames import InvalidHostname, normalHostname
+from .policy import AccessRequest, Decision, IPAddress, reachedAddress
 from .relay import DestinationProtocol
 from .resolver import StaticResolver
 from .wire import ReplyCode
@@ -102,15 +103,36 @@ def refusalForFailure(failure: Failure) -> RequestRefused:
 def literalAddress(host: str | IPAddress) -> IPAddress | None:
     """
     The IP address C{host} is or spells (a client may send C{"127.0.0.1"}
-    as a domain name), IPv4-mapped addresses unmapped, or L{None} for a
-    real host name.
+    as a domain name), as L{reachedAddress} gives the address it reaches,
+    or L{None} for a real host name.
     """
     if isinstance(host, (IPv4Address, IPv6Address)):
-        return unmapped(host)
+        return reachedAddress(host)
     try:
-        return unmapped(ip_address(host.strip("[]")))
+        return reachedAddress(ip_address(host.strip("[]")))
     except ValueError:
         return None
+
+
+def destinationFor(host: str | IPAddress) -> str | IPAddress:
+    """
+    What C{host} is decided and reached as: the address it is or spells
+    (L{literalAddress}), or the host name in the one form that is decided
+    and resolved (L{normalHostname}).
+
+    @raise RequestRefused: with 0x04, C{host} is no valid host name in any
+        spelling; nothing is decided or resolved.
+    """
+    address = literalAddress(host)
+    if address is not None:
+        return address
+    assert isinstance(host, str)
+    try:
+        name = normalHostname(host)
+    except InvalidHostname as problem:
+        raise RequestRefused(ReplyCode.HOST_UNREACHABLE, "failed", str(problem)) from None
+    # Fullwidth digits and dots spell an IPv4 address in Unicode.
+    return literalAddress(name) or name
 
 
 def _timedOut(result: Any, timeout: float) -> None:
@@ -122,14 +144,18 @@ def resolve(resolver: IHostnameResolver, clock: Any, name: str, timeout: float) 
     Resolve C{name} without blocking, to its distinct addresses in the
     resolver's order.
 
+    The resolver is asked for the name's L{normalHostname} form, the one
+    the policy decides, and each address it gives is taken as the address
+    it reaches (L{reachedAddress}).
+
     @raise error.DNSLookupError: (in the Deferred) the name resolves to
         nothing or is not a valid host name.
     @raise defer.TimeoutError: (in the Deferred) no answer in C{timeout}.
     """
     try:
-        name.encode("idna")
-    except UnicodeError:
-        return defer.fail(error.DNSLookupError(f"{name!r} is not a valid host name"))
+        name = normalHostname(name)
+    except InvalidHostname as problem:
+        return defer.fail(error.DNSLookupError(str(problem)))
     result: Deferred[list[IPAddress]] = Deferred()
     addresses: list[IPAddress] = []
 
@@ -141,7 +167,7 @@ def resolve(resolver: IHostnameResolver, clock: Any, name: str, timeout: float) 
 
         @staticmethod
         def addressResolved(address: Any) -> None:
-            resolved = unmapped(ip_address(address.host.split("%")[0]))
+            resolved = reachedAddress(ip_address(address.host.split("%")[0]))
             if resolved not in addresses:
                 addresses.append(resolved)
 
@@ -292,18 +318,20 @@ def openConnection(
     it outright, and only the addresses the policy permits are tried.
 
     @param request: the request, with no destination yet.
-    @param host: the destination the client asked for.
+    @param host: the destination the client asked for; it is decided and
+        reached as L{destinationFor} says.
     @return: a Deferred that fires with the connected protocol and the
         decision that permitted it, or fails with L{RequestRefused} or the
         connection's failure (see L{refusalForFailure}).
     """
-    address = literalAddress(host)
-    if address is None:
-        assert isinstance(host, str)
+    try:
+        address = destinationFor(host)
+    except RequestRefused:
+        return defer.fail()
+    if isinstance(address, str):
+        named = replace(request, destinationName=address)
         return Deferred.fromCoroutine(
-            _openByName(
-                reactor, resolver, decide, replace(request, destinationName=host), host, timeout, bindHost
-            )
+            _openByName(reactor, resolver, decide, named, address, timeout, bindHost)
         )
     checked = replace(request, destinationAddress=address)
     try:
@@ -356,20 +384,21 @@ async def permittedAddresses(
     A name is resolved only after the policy has had the chance to refuse
     it outright; each address is then decided with the name and the
     address in hand.  CONNECT, BIND (for the expected peer) and UDP
-    ASSOCIATE (for each destination) all decide this way.
+    ASSOCIATE (for each destination) all decide this way.  C{host} is
+    decided and reached as L{destinationFor} says.
 
     @param request: the request, with no destination yet.
-    @raise RequestRefused: denied (0x02), or the name does not resolve
-        (0x04) or not in time (0x06).
+    @raise RequestRefused: denied (0x02), or the name is not valid, does
+        not resolve (0x04) or not in time (0x06).
     """
-    address = literalAddress(host)
-    if address is not None:
-        checked = replace(request, destinationAddress=address)
+    destination = destinationFor(host)
+    if not isinstance(destination, str):
+        checked = replace(request, destinationAddress=destination)
         decision = await decideOne(decide, checked)
         if not decision.permitted:
             raise _denied(decision)
-        return [address], decision
-    assert isinstance(host, str)
+        return [destination], decision
+    host = destination
     named = replace(request, destinationName=host)
     first = await decideOne(decide, named)
     if not first.permitted:

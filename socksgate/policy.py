@@ -31,8 +31,9 @@ class AccessRequest:
         as given to C{--listen}.
     @ivar version: C{"4"}, C{"4a"} or C{"5"}.
     @ivar command: C{"connect"}, C{"bind"} or C{"udp"}.
-    @ivar destinationName: the host name the client asked for, or L{None}
-        when it gave an address.
+    @ivar destinationName: the host name the client asked for, in the
+        form it is resolved in (L{socksgate.hostnames.normalHostname}),
+        or L{None} when it gave an address.
     @ivar destinationAddress: the address the gateway would use, or L{None}
         while a name is not resolved yet.
     @ivar port: the destination port.
@@ -87,6 +88,25 @@ def unmapped(address: IPAddress) -> IPAddress:
     """
     if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
+    return address
+
+
+_IPV4_LOOPBACK = IPv4Address("127.0.0.1")
+_IPV6_LOOPBACK = IPv6Address("::1")
+
+
+def reachedAddress(address: IPAddress) -> IPAddress:
+    """
+    The address a connection or datagram sent to C{address} really
+    reaches, as the policy must decide it: IPv4-mapped addresses
+    L{unmapped}, and the unspecified addresses as the local host they
+    reach on Linux (C{0.0.0.0} and C{::ffff:0.0.0.0} as 127.0.0.1, C{::}
+    as ::1).  The gateway connects or sends to the address this returns,
+    so what is decided is what is reached.
+    """
+    address = unmapped(address)
+    if address.is_unspecified:
+        return _IPV4_LOOPBACK if address.version == 4 else _IPV6_LOOPBACK
     return address
 
 

@@ -11,7 +11,8 @@ from ipaddress import ip_address, ip_network
 from typing import Any
 
 from ._tablecheck import ConfigError, TableChecker, ipAddressProblem
-from .policy import PERMIT, AccessRequest, Decision, IPAddress
+from .hostnames import InvalidHostname, normalHostname
+from .policy import PERMIT, AccessRequest, Decision, IPAddress, reachedAddress
 from .rules import ALL_COMMANDS, ALL_VERSIONS, DestinationPatterns, Rule, RulePolicy
 
 _ACTIONS = ("permit", "deny")
@@ -130,12 +131,15 @@ def _destinationItem(item: Any) -> tuple[str, Any]:
     except ValueError as problem:
         if any(character in item for character in ":/") or re.fullmatch(r"[\d.]+", item):
             raise ValueError(f"{item!r} is not an IP address or network ({problem})") from None
-    name = item.lower().rstrip(".")
-    if name.startswith(".") and _HOSTNAME.match(name[1:]):
-        return "domain", name
-    if _HOSTNAME.match(name):
-        return "name", name
-    raise ValueError(f'{item!r} is not an IP address, network, host name, .domain or "*"')
+    # Names are kept in the form requests are decided in (normalHostname).
+    domain = item.startswith(".")
+    try:
+        name = normalHostname(item[1:] if domain else item)
+    except InvalidHostname:
+        name = ""
+    if not _HOSTNAME.match(name) or re.fullmatch(r"[\d.]+", name):
+        raise ValueError(f'{item!r} is not an IP address, network, host name, .domain or "*"')
+    return ("domain", "." + name) if domain else ("name", name)
 
 
 @dataclass(frozen=True)
@@ -188,7 +192,7 @@ def parseExpectation(checker: TableChecker, index: int, defaultListener: str) ->
     user = checker.get("user", str, None, lambda value: None)
     version = checker.get("version", str, "5", lambda value: _oneOf(value, ALL_VERSIONS))
     if isinstance(host, str):
-        name, resolved = host, ip_address(address) if address else None
+        name, resolved = host, reachedAddress(ip_address(address)) if address else None
     else:
         if address:
             raise checker.error("address", "is only for a destination given by name")
@@ -216,21 +220,29 @@ def parseExpectation(checker: TableChecker, index: int, defaultListener: str) ->
 
 def splitHostPort(text: str) -> tuple[str | IPAddress, int]:
     """
-    Split C{host:port} (C{[v6address]:port} for IPv6) into an address or a
-    lower-case name, and a port.
+    Split C{host:port} (C{[v6address]:port} for IPv6) into a host and a
+    port, the host as the gateway decides it: an address as the address it
+    reaches (L{reachedAddress}), a name in its L{normalHostname} form.
 
-    @raise ValueError: it is not of that form.
+    @raise ValueError: it is not of that form, or the name is not valid.
     """
     match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([^:\[\]]+):(\d{1,5})", text.strip())
     if not match or int(match.group(2) or match.group(4)) > 65535:
         raise ValueError(f"{text!r} is not HOST:PORT (or [IPv6]:PORT)")
     host, port = match.group(1) or match.group(3), int(match.group(2) or match.group(4))
     try:
-        return ip_address(host), port
+        return reachedAddress(ip_address(host)), port
     except ValueError:
         if match.group(1):
             raise ValueError(f"{host!r} is not an IPv6 address") from None
-        return host.lower(), port
+    try:
+        name = normalHostname(host)
+    except InvalidHostname as problem:
+        raise ValueError(str(problem)) from None
+    try:
+        return reachedAddress(ip_address(name)), port
+    except ValueError:
+        return name, port
 
 
 def decideExpectation(policy: Any, expectation: Expectation) -> tuple[Decision, bool]:

@@ -146,3 +146,62 @@ class CheckTests(LoopbackTestCase):
         self.assertEqual(code, 1)
         self.assertIn("is not HOST:PORT", err)
         self.assertNotIn("Traceback", err)
+
+
+SPELLINGS = """\
+[[rule]]
+action = "deny"
+destinations = ["bücher.test", "127.0.0.0/8"]
+message = "no"
+
+[[rule]]
+action = "permit"
+
+[[expect]]
+client = "10.1.2.3"
+destination = "XN--BCHER-KVA\u3002test:80"
+result = "deny"
+
+[[expect]]
+client = "10.1.2.3"
+destination = "0.0.0.0:80"
+result = "deny"
+"""
+
+
+class SpellingTests(LoopbackTestCase):
+    """
+    C{[[expect]]} and C{socksgate check} decide a destination in the form
+    the gateway does: names normalised, unspecified addresses as the local
+    host they reach.
+    """
+
+    writeConfig = CheckTests.writeConfig
+    check = CheckTests.check
+
+    async def test_expectations(self) -> None:
+        """
+        An expectation spelling the rule's name with an A-label in capitals
+        and an ideographic full stop, and one for 0.0.0.0 under
+        C{deny 127.0.0.0/8}, are both denied as the gateway would.
+        """
+        out, err, code = await self.check("-c", self.writeConfig(SPELLINGS))
+        self.assertEqual(code, 0, out + err)
+
+    async def test_request(self) -> None:
+        """
+        C{--destination} in fullwidth letters, C{[::ffff:0.0.0.0]:80} and
+        C{0.0.0.0:80} are denied
+        by rule 1; an invalid name is a bad request.
+        """
+        path = self.writeConfig(SPELLINGS)
+        for destination in ["ＢÜＣＨＥＲ.test:80", "[::ffff:0.0.0.0]:80", "0.0.0.0:80"]:
+            out, err, code = await self.check(
+                "-c", path, "--client", "10.1.2.3", "--destination", destination
+            )
+            self.assertEqual((code, out.splitlines()[-1]), (1, "deny by rule 1 (line 1): no"), destination)
+        out, err, code = await self.check(
+            "-c", path, "--client", "10.1.2.3", "--destination", "a\u200db.test:80"
+        )
+        self.assertEqual(code, 1)
+        self.assertIn("bad request", err)

@@ -18,7 +18,7 @@ from ipaddress import ip_address
 from typing import TextIO
 
 from ..config import ConfigError, loadConfig
-from ..policy import PERMIT, AccessRequest
+from ..policy import PERMIT, AccessRequest, reachedAddress
 from ..rules import ALL_COMMANDS, ALL_VERSIONS, RulePolicy
 from ..ruletables import Expectation, decideExpectation, describeDecision, splitHostPort
 
@@ -59,7 +59,7 @@ def run(arguments: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     try:
         client = ip_address(arguments.client)
         host, port = splitHostPort(arguments.destination)
-        address = ip_address(arguments.address) if arguments.address else None
+        address = reachedAddress(ip_address(arguments.address)) if arguments.address else None
     except ValueError as problem:
         print(f"bad request: {problem}", file=stderr)
         return 1
@@ -83,7 +83,10 @@ def run(arguments: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     assert name is not None and isinstance(policy, RulePolicy)
     print(f"{name}: the decision depends on its address; looking it up", file=stdout)
     try:
-        found = {ip_address(info[4][0]) for info in socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)}
+        found = {
+            reachedAddress(ip_address(info[4][0].split("%")[0]))
+            for info in socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
+        }
     except (OSError, ValueError) as problem:
         print(f"{name} does not resolve ({problem}): the gateway would answer host unreachable", file=stdout)
         return 1
