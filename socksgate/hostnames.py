@@ -32,13 +32,34 @@ This module imports only the standard library and the C{idna} package.
 from __future__ import annotations
 
 import re
+import socket
+from ipaddress import IPv4Address
 
 import idna
 
-__all__ = ["InvalidHostname", "normalHostname"]
+__all__ = ["InvalidHostname", "normalHostname", "numericIPv4"]
 
 _ASCII_LABEL = re.compile(r"[a-z0-9_-]{1,63}")
 _MAX_NAME = 253
+_NUMERIC = re.compile(r"[0-9a-fA-FxX.]{1,64}")
+
+
+def numericIPv4(name: str) -> IPv4Address | None:
+    """
+    The IPv4 address C{name} spells in one of the other numeric forms that
+    C{getaddrinfo} (through C{inet_aton}) takes for an address and never
+    looks up: fewer than four parts (C{127.1}), hexadecimal (C{0x7f.1}),
+    octal (C{0177.0.0.1}) or one number (C{2130706433}).  L{None} for
+    anything else.  These are decided as the address, not as names, so
+    that a name rule (a C{.1} domain, say) cannot permit what an address
+    rule denies.
+    """
+    if not _NUMERIC.fullmatch(name) or not any(character.isdigit() for character in name):
+        return None
+    try:
+        return IPv4Address(socket.inet_aton(name))
+    except OSError:
+        return None
 
 
 class InvalidHostname(ValueError):

@@ -29,7 +29,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer, providedBy
 from zope.interface.interface import InterfaceClass
 
-from .hostnames import InvalidHostname, normalHostname
+from .hostnames import InvalidHostname, normalHostname, numericIPv4
 from .policy import AccessRequest, Decision, IPAddress, reachedAddress
 from .relay import DestinationProtocol
 from .resolver import StaticResolver
@@ -111,7 +111,8 @@ def literalAddress(host: str | IPAddress) -> IPAddress | None:
     try:
         return reachedAddress(ip_address(host.strip("[]")))
     except ValueError:
-        return None
+        numeric = numericIPv4(host)
+        return reachedAddress(numeric) if numeric is not None else None
 
 
 def destinationFor(host: str | IPAddress) -> str | IPAddress:

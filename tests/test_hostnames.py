@@ -156,6 +156,19 @@ class ReachedAddressTests(SynchronousTestCase):
         self.assertEqual(literalAddress("0.0.0.0"), IPv4Address("127.0.0.1"))
         self.assertEqual(literalAddress("[::]"), IPv6Address("::1"))
 
+    def test_numericForms(self) -> None:
+        """
+        The numeric forms C{inet_aton} takes are addresses, not names:
+        short, hexadecimal, octal and single-number spellings; names made of
+        hexadecimal letters only are still names.
+        """
+        for spelling in ("127.1", "0x7f.1", "0177.0.0.1", "2130706433", "0x7F000001"):
+            self.assertEqual(literalAddress(spelling), IPv4Address("127.0.0.1"), spelling)
+        self.assertEqual(literalAddress("0"), IPv4Address("127.0.0.1"))
+        self.assertEqual(literalAddress("10.1"), IPv4Address("10.0.0.1"))
+        for name in ("deadbeef", "cafe.be", "08", "1.2.3.4.5", "a1"):
+            self.assertIsNone(literalAddress(name), name)
+
 
 RULES = """
 [[rule]]

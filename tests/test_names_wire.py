@@ -231,6 +231,19 @@ class UnspecifiedDeniedTests(Wire):
             self.assertEqual(self.records[-1]["rule"], 1, label)
         self.assertEqual((self.echo.connections, self.echo6.connections), ([], []))
 
+    async def test_numericForms(self) -> None:
+        """
+        The other numeric spellings of a loopback address that
+        getaddrinfo takes without a lookup (C{127.1}, C{0x7f.0.0.1},
+        C{0177.0.0.1}, C{2130706433}) are decided as the address: REP 0x02
+        by rule 1, nothing looked up or connected.
+        """
+        for spelling in (b"127.1", b"0x7f.0.0.1", b"0177.0.0.1", b"2130706433"):
+            reply = await self.exchange(socks5Connect(spelling, self.echo.port))
+            self.assertEqual(reply[:2], b"\x05\x02", spelling)
+            self.assertEqual(self.records[-1]["rule"], 1, spelling)
+        self.assertEqual((self.resolver.asked, self.echo.connections), ([], []))
+
     async def test_socks4(self) -> None:
         """
         SOCKS4 DSTIP 0.0.0.0: CD 91, never connected.
