@@ -24,6 +24,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import signal
 import stat
 import threading
@@ -46,6 +47,28 @@ FLUSH_SIZE = 64 * 1024
 
 #: The namespace of session events (see L{socksgate.session}).
 SESSION_NAMESPACE = "socksgate.session"
+
+
+#: Code points that display as nothing or change how text around them
+#: displays: format characters (Cf: soft hyphen, zero-width space and
+#: joiners, bidi controls, BOM), separators other than the space, private
+#: use, and the C1 controls.
+_INVISIBLE = re.compile(
+    "[\u0080-\u009f\u00a0\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f"
+    "\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000\u3164\ufe00-\ufe0f\ufeff\uffa0"
+    "\ufff0-\ufffb\ue000-\uf8ff\U000e0000-\U000e007f]"
+)
+
+
+def _escape(match: re.Match[str]) -> str:
+    """
+    The JSON escape of one code point (a surrogate pair above U+FFFF).
+    """
+    code = ord(match.group())
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 class AccessLogError(ValueError):
@@ -393,6 +416,11 @@ class AccessLogService(Service):
         if event.get("log_namespace") != SESSION_NAMESPACE or "record" not in event:
             return
         text = json.dumps(event["record"], separators=(",", ":"), ensure_ascii=False, default=str)
+        if not text.isascii():
+            # Code points that show nothing (a soft hyphen, a zero-width
+            # space, a bidi override) are written as JSON escapes, so that
+            # a look-alike name cannot pass for the real one in the log.
+            text = _INVISIBLE.sub(_escape, text)
         # A lone surrogate (from bytes that were not UTF-8) is written as
         # its JSON escape, which reads back as the same string.
         line = text.encode("utf-8", "backslashreplace") + b"\n"

@@ -600,6 +600,31 @@ sys.stderr.write(f"lost {service.lost}\\n")
 """
 
 
+class InvisibleCharacterTests(SynchronousTestCase):
+    """
+    Code points that display as nothing are escaped in the file, so a
+    look-alike destination cannot pass for the real one; the record reads
+    back as it was.
+    """
+
+    def test_escaped(self) -> None:
+        """
+        A soft hyphen, a zero-width space, a right-to-left override and a
+        tag character are written as JSON escapes; visible non-ASCII text
+        (C{bücher}) is written as UTF-8.
+        """
+        path = os.path.abspath(self.mktemp())
+        service = startAccessLog(self, path)
+        destination = "bl\u00adocked\u200b.test\u202e.b\u00fccher\U000e0041:443"
+        emitSession(makeRecord(1, destination=destination), 1.5)
+        service.flush()
+        with open(path, "rb") as stream:
+            raw = stream.read()
+        written = b'"destination":"bl\\u00adocked\\u200b.test\\u202e.b\xc3\xbccher\\udb40\\udc41:443"'
+        self.assertIn(written, raw)
+        self.assertEqual(readLines(path)[0]["destination"], destination)
+
+
 class WholeRecordTests(SynchronousTestCase):
     """
     A write cut short leaves no part of a record in the session log.
