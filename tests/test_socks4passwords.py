@@ -116,6 +116,7 @@ class CurlTests(LoopbackTestCase):
         service = buildService(config, reactor, resolver=StaticResolver({"localhost": ["127.0.0.1"]}))
         service.startService()
         self.addCleanup(service.stopService)
+        self.service = service
         return port
 
     async def curl(self, port: int, webPort: int, *proxy: str) -> int:
@@ -142,6 +143,7 @@ class CurlTests(LoopbackTestCase):
         self.assertNotEqual(await self.curl(port, webPort, "--socks4", proxy), 0)
         self.assertNotEqual(await self.curl(port, webPort, "--socks4a", proxy), 0)
         self.assertEqual(await self.curl(port, webPort, "-x", f"socks5h://alice:s3cret@{proxy}"), 0)
+        await self.service.sessions.whenEmpty()
         self.assertEqual(
             [(r["version"], r["outcome"], r["reply"], r["message"]) for r in records[:2]],
             [("4", "denied", 91, "SOCKS4 carries no password, and this gateway requires passwords"),
@@ -175,4 +177,5 @@ class CurlTests(LoopbackTestCase):
         webPort = startWebServer(self)
         records = collectSessions(self)
         self.assertEqual(await self.curl(port, webPort, "--socks4", f"127.0.0.1:{port}"), 0)
+        await self.service.sessions.whenEmpty()
         self.assertEqual((records[0]["outcome"], records[0]["rule"]), ("closed", 1))
