@@ -147,9 +147,12 @@ class Config:
     @cached_property
     def policy(self) -> RulePolicy | LoopbackOnlyPolicy:
         """
-        The access policy the file describes.
+        The access policy the file describes.  When SOCKS5 requires a
+        password (no C{"none"} among the methods), SOCKS4 and SOCKS4a are
+        denied unless a rule that names their version permits them.
         """
-        return RulePolicy(self.rules) if self.rules else LoopbackOnlyPolicy()
+        required = "none" not in self.auth.methods
+        return RulePolicy(self.rules, required) if self.rules else LoopbackOnlyPolicy(required)
 
     def withLog(self, access: str | None = None, status: str | None = None) -> Config:
         """

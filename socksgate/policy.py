@@ -123,17 +123,35 @@ def isLoopback(address: IPAddress | None) -> bool:
     return address.is_loopback
 
 
+def withoutPassword(version: str) -> Decision:
+    """
+    The denial of a SOCKS4 or SOCKS4a request when passwords are required
+    and no rule for its version permits it.
+    """
+    return Decision(DENY, message=f"SOCKS{version} carries no password, and this gateway requires passwords")
+
+
 @implementer(IAccessPolicy)
 class LoopbackOnlyPolicy:
     """
     The policy with no configuration: clients on loopback (or a UNIX
     socket) may reach any destination; every other client is denied.
+
+    @ivar passwordsRequired: whether SOCKS5 requires a password (no C{"none"}
+        among the methods), in which case SOCKS4 and SOCKS4a, which carry
+        none, are denied even to loopback clients.
     """
+
+    def __init__(self, passwordsRequired: bool = False) -> None:
+        self.passwordsRequired = passwordsRequired
 
     def decide(self, request: AccessRequest) -> Decision:
         """
-        Permit loopback clients, deny the rest.
+        Permit loopback clients, deny the rest (and SOCKS4 and 4a when
+        passwords are required).
         """
+        if self.passwordsRequired and request.version != "5":
+            return withoutPassword(request.version)
         if isLoopback(request.client):
             return Decision(PERMIT, message="loopback client")
         return Decision(DENY, message="only loopback clients are permitted by default")

@@ -23,7 +23,7 @@ from typing import Union
 from zope.interface import implementer
 
 from .interfaces import IAccessPolicy
-from .policy import DENY, PERMIT, AccessRequest, Decision, IPAddress
+from .policy import DENY, PERMIT, AccessRequest, Decision, IPAddress, withoutPassword
 
 IPNetwork = Union[IPv4Network, IPv6Network]
 
@@ -215,18 +215,31 @@ class RulePolicy:
     by client network, so a request is compared only with the rules that
     could apply to it.
 
+    When passwords are required (SOCKS5 without C{"none"} among its
+    methods), a rule permits SOCKS4 or SOCKS4a only if its C{versions}
+    names that version: permits without C{versions} do not apply to them
+    (denials do), and one that matches no rule is denied with a message
+    saying it carries no password.
+
     @ivar rules: the rules, in order.
+    @ivar passwordsRequired: whether SOCKS5 requires a password.
     """
 
-    def __init__(self, rules: tuple[Rule, ...]) -> None:
+    def __init__(self, rules: tuple[Rule, ...], passwordsRequired: bool = False) -> None:
         self.rules = rules
+        self.passwordsRequired = passwordsRequired
         self._byKind: dict[tuple[str, str], tuple[Rule, ...] | _ClientIndex] = {}
         for version in ALL_VERSIONS:
+            guarded = passwordsRequired and version != "5"
             for command in ALL_COMMANDS:
                 applicable = tuple(
                     rule
                     for rule in rules
-                    if (rule.versions is None or version in rule.versions)
+                    if (
+                        version in rule.versions
+                        if rule.versions is not None
+                        else not guarded or rule.action == DENY
+                    )
                     and (rule.commands is None or command in rule.commands)
                 )
                 indexed = len(applicable) >= _INDEX_FROM
@@ -272,6 +285,8 @@ class RulePolicy:
             if rule.action == PERMIT and mayDeny:
                 return _depends(rule, request), True
             return rule.decision(), False
+        if self.passwordsRequired and request.version != "5":
+            return withoutPassword(request.version), False
         return (_NO_RULE_FOR_ANY_ADDRESS if mayDeny else _NO_RULE), False
 
     def ruleFor(self, decision: Decision) -> Rule | None:

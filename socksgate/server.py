@@ -22,7 +22,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from .auth import LoginThrottle, PasswordAuthenticator, SOCKSUser, selectMethod
+from .auth import LoginRefused, LoginThrottle, PasswordAuthenticator, SOCKSUser, selectMethod
 from .config import AuthConfig, ServerConfig
 from .interfaces import IAccessPolicy
 from .outbound import RequestRefused, openConnection, refusalForFailure
@@ -174,7 +174,7 @@ class SOCKSServerProtocol(Protocol):
         self._clientFinished = False
         self._lost = False
         self._handshakeCall: IDelayedCall | None = None
-        self._delayedRefusal: IDelayedCall | None = None
+        self._loginStarted = 0.0
         self._pending: Deferred[Any] | None = None
         self._user: str | None = None
 
@@ -250,9 +250,6 @@ class SOCKSServerProtocol(Protocol):
         """
         self._lost = True
         self._cancelHandshakeTimer()
-        if self._delayedRefusal is not None:
-            self._delayedRefusal.cancel()
-            self._delayedRefusal = None
         if self.session is not None:
             self.session.clientLost(reason)
         else:
@@ -346,14 +343,23 @@ class SOCKSServerProtocol(Protocol):
 
     def _authenticate(self, credentials: UsernamePasswordRequest) -> None:
         """
-        Check an RFC 1929 user name and password; the password goes nowhere
-        but to the checker.
+        Check an RFC 1929 user name and password through the login throttle,
+        which answers right and wrong passwords alike; the password goes
+        nowhere but to the checker.
         """
         assert self.record is not None
         self.record.user = credentials.username.decode("utf-8", "backslashreplace")
         authenticator = self.factory.authenticator
         assert authenticator is not None
-        pending = authenticator.login(credentials.username, credentials.password)
+
+        def check() -> Deferred[SOCKSUser]:
+            # Its turn has come: the throttle's delay may outlast the
+            # handshake time-out, which only bounds the wait for a turn.
+            self._cancelHandshakeTimer()
+            return authenticator.login(credentials.username, credentials.password)
+
+        self._loginStarted = self.factory.reactor.seconds()
+        pending = self.factory.throttle.login(self.client, check)
         self._pending = pending
         pending.addCallbacks(self._loggedIn, self._loginFailed)
         pending.addErrback(self._internalError)
@@ -363,7 +369,6 @@ class SOCKSServerProtocol(Protocol):
         if self._lost:
             return
         assert self.record is not None
-        self.factory.throttle.succeeded(self.client)
         self._user = self.record.user = user.name
         self.transport.write(self.codec.send(UsernamePasswordReply(AuthStatus.SUCCESS)))
         self._process(b"")
@@ -373,22 +378,28 @@ class SOCKSServerProtocol(Protocol):
         if self._lost:
             return
         assert self.record is not None
+        if failure.check(LoginRefused):
+            self.log.warn(
+                "login as {user!r} from {client} refused unchecked: {why}",
+                user=self.record.user,
+                client=self.record.client,
+                why=str(failure.value),
+            )
+            self._refuseLogin(f"login refused unchecked: {failure.value}")
+            return
         if not failure.check(UnauthorizedLogin):
             self.log.failure("the credentials checker failed", failure)
-        delay = self.factory.throttle.failed(self.client)
         self.log.info(
-            "failed login as {user!r} from {client}; answering in {delay:g} s",
+            "failed login as {user!r} from {client}; answered after {delay:g} s",
             user=self.record.user,
             client=self.record.client,
-            delay=delay,
+            delay=self.factory.reactor.seconds() - self._loginStarted,
         )
-        self._cancelHandshakeTimer()
-        self._delayedRefusal = self.factory.reactor.callLater(delay, self._refuseLogin)
+        self._refuseLogin("authentication failed")
 
-    def _refuseLogin(self) -> None:
-        self._delayedRefusal = None
+    def _refuseLogin(self, why: str) -> None:
         self.transport.write(self.codec.send(UsernamePasswordReply(AuthStatus.FAILURE)))
-        self._refuse("denied", AuthStatus.FAILURE, "authentication failed")
+        self._refuse("denied", AuthStatus.FAILURE, why)
 
     def _startRequest(self, request: SOCKS4Request | SOCKS5Request) -> None:
         assert self.record is not None
@@ -612,8 +623,8 @@ class SOCKSServerFactory(Factory):
     @ivar sessions: the L{SessionTable}, shared by a gateway's listeners.
     @ivar bindHost: the source address of outgoing connections, or L{None}.
     @ivar auth: the C{[auth]} settings: SOCKS5 methods, checker, ident.
-    @ivar throttle: the L{LoginThrottle} for failed logins, shared by a
-        gateway's listeners.
+    @ivar throttle: the L{LoginThrottle} every login goes through, shared
+        by a gateway's listeners.
     """
 
     protocol = SOCKSServerProtocol  # type: ignore[assignment]

@@ -7,16 +7,20 @@ with the right, a wrong and no password.
 from __future__ import annotations
 
 import os
+from ipaddress import ip_address
 
+from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
+from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from socksgate.auth import LoginThrottle, selectMethod
-from socksgate.config import AuthConfig, makeChecker
+from socksgate.auth import LoginRefused, LoginThrottle, selectMethod
+from socksgate.config import AuthConfig, ServerConfig, makeChecker
 from socksgate.policy import DENY, PERMIT, AccessRequest, Decision
 from socksgate.server import SOCKSServerFactory
 from socksgate.testing import startGateway
@@ -55,42 +59,143 @@ class MethodTests(SynchronousTestCase):
         self.assertEqual(selectMethod(("userpass",), (0x00, 0x01)), 0xFF)
 
 
+def wrong() -> Deferred[object]:
+    """
+    A check that fails at once, as a wrong password does.
+    """
+    return fail(UnauthorizedLogin())
+
+
+def right() -> Deferred[object]:
+    """
+    A check that succeeds at once.
+    """
+    return succeed("alice")
+
+
 class ThrottleTests(SynchronousTestCase):
     """
-    LoginThrottle doubles the wait for each failure of an address.
+    LoginThrottle: every login of an address waits that address's delay,
+    a few at a time.
     """
+
+    def answerDelay(self, clock: MemoryReactorClock, throttle: LoginThrottle, check: object) -> float:
+        """
+        How long one login with C{check} from C{"a"} waits for its answer
+        (ticking the clock in steps of 0.125 seconds, at most 1000).
+        """
+        answers: list[object] = []
+        throttle.login("a", check).addBoth(answers.append)  # type: ignore[arg-type]
+        started = clock.seconds()
+        for _ in range(1000):
+            if answers:
+                break
+            clock.advance(0.125)
+        self.assertEqual(len(answers), 1)
+        return clock.seconds() - started
 
     def test_doubles(self) -> None:
         """
-        0.5, 1, 2, 4 ... seconds, up to the cap, per address.
+        No delay until a failure; then 0.5, 1, 2, 4 ... seconds, up to the
+        cap, per address.
         """
-        throttle = LoginThrottle(MemoryReactorClock(), first=0.5, longest=4.0)
-        self.assertEqual([throttle.failed("a") for _ in range(6)], [0.5, 1.0, 2.0, 4.0, 4.0, 4.0])
-        self.assertEqual(throttle.failed("b"), 0.5)
+        clock = MemoryReactorClock()
+        throttle = LoginThrottle(clock, first=0.5, longest=4.0)
+        delays = [self.answerDelay(clock, throttle, wrong) for _ in range(6)]
+        self.assertEqual(delays, [0.0, 0.5, 1.0, 2.0, 4.0, 4.0])
+        self.assertEqual(throttle.delayFor("b"), 0.0)
 
-    def test_successAndTimeForget(self) -> None:
+    def test_successWaitsAndDoesNotReset(self) -> None:
         """
-        A success, or a long enough pause, starts the count again.
+        A success waits the same delay a failure would, and leaves the
+        failures counted: an attacker who also owns an account cannot
+        interleave its logins to keep the delay short.
+        """
+        clock = MemoryReactorClock()
+        throttle = LoginThrottle(clock, first=0.5, longest=30.0)
+        for _ in range(3):
+            self.answerDelay(clock, throttle, wrong)
+        self.assertEqual(self.answerDelay(clock, throttle, right), 2.0)
+        self.assertEqual(self.answerDelay(clock, throttle, right), 2.0)
+        self.assertEqual(self.answerDelay(clock, throttle, wrong), 2.0)
+        self.assertEqual(self.answerDelay(clock, throttle, right), 4.0)
+
+    def test_timeForgets(self) -> None:
+        """
+        C{forget} seconds without a failure start the count again.
         """
         clock = MemoryReactorClock()
         throttle = LoginThrottle(clock, forget=60.0)
-        throttle.failed("a")
-        throttle.failed("a")
-        throttle.succeeded("a")
-        self.assertEqual(throttle.failed("a"), 0.5)
-        throttle.failed("a")
+        self.answerDelay(clock, throttle, wrong)
+        self.answerDelay(clock, throttle, wrong)
         clock.advance(61)
-        self.assertEqual(throttle.failed("a"), 0.5)
+        self.assertEqual(self.answerDelay(clock, throttle, right), 0.0)
+
+    def test_concurrentThenQueueThenRefused(self) -> None:
+        """
+        Only C{concurrent} logins of an address are checked at once, up to
+        C{queue} more wait, and one more is refused without being checked;
+        another address is not affected.
+        """
+        throttle = LoginThrottle(MemoryReactorClock(), concurrent=2, queue=2)
+        checks: list[Deferred[object]] = []
+
+        def pending() -> Deferred[object]:
+            checks.append(Deferred())
+            return checks[-1]
+
+        answers = [throttle.login("a", pending) for _ in range(4)]
+        self.assertEqual(len(checks), 2)
+        refused = self.failureResultOf(throttle.login("a", pending), LoginRefused)
+        self.assertEqual(str(refused.value), "2 logins from this address are under way and 2 wait")
+        self.assertEqual(len(checks), 2)
+        throttle.login("b", pending)
+        self.assertEqual(len(checks), 3)
+        checks[0].callback("alice")
+        self.assertEqual(self.successResultOf(answers[0]), "alice")
+        self.assertEqual(len(checks), 4)
+        self.assertNoResult(answers[3])
+
+    def test_abandonedLoginKeepsItsPlace(self) -> None:
+        """
+        A login abandoned while it waits for a place is never checked; one
+        abandoned after its check keeps its place until its answer was due,
+        so leaving early buys an attacker nothing.
+        """
+        clock = MemoryReactorClock()
+        throttle = LoginThrottle(clock, concurrent=1, first=1.0)
+        self.answerDelay(clock, throttle, wrong)
+        checked: list[str] = []
+
+        def counting() -> Deferred[object]:
+            checked.append("x")
+            return wrong()
+
+        first = throttle.login("a", counting)
+        second = throttle.login("a", counting)
+        third = throttle.login("a", counting)
+        second.cancel()
+        self.failureResultOf(second, CancelledError)
+        first.cancel()
+        self.failureResultOf(first, CancelledError)
+        self.assertEqual(checked, ["x"])
+        clock.advance(0.99)
+        self.assertEqual(checked, ["x"])
+        clock.advance(0.01)
+        self.assertEqual(checked, ["x", "x"])
+        self.assertNoResult(third)
+        clock.advance(2)
+        self.failureResultOf(third, UnauthorizedLogin)
 
     def test_bounded(self) -> None:
         """
-        Only C{capacity} addresses are remembered: memory stays bounded
+        Only C{capacity} idle addresses are remembered: memory stays bounded
         whatever the number of guessing addresses.
         """
         throttle = LoginThrottle(MemoryReactorClock(), capacity=10)
         for number in range(1000):
-            throttle.failed(number)
-        self.assertEqual(len(throttle._failures), 10)
+            throttle.login(number, wrong).addErrback(lambda failure: None)
+        self.assertEqual(len(throttle._addresses), 10)
 
 
 class PasswordProtocolTests(SynchronousTestCase):
@@ -140,19 +245,81 @@ class PasswordProtocolTests(SynchronousTestCase):
 
     def test_failureIsDelayedMoreEachTime(self) -> None:
         """
-        A wrong password gets status 1 only after a delay, then the
-        connection closes; the next failure from the same address waits
-        twice as long.
+        A wrong password gets status 1, at once the first time, then the
+        connection closes; each further failure from the same address waits
+        twice as long, from 0.5 seconds.
         """
-        for delay in (0.5, 1.0, 2.0):
+        for delay in (0.0, 0.5, 1.0, 2.0):
             protocol, transport = self.connect()
             protocol.dataReceived(b"\x05\x01\x02" + userpass(b"alice", b"guess"))
-            self.reactor.advance(delay - 0.01)
-            self.assertEqual(transport.value(), b"\x05\x02")
-            self.reactor.advance(0.02)
+            if delay:
+                self.reactor.advance(delay - 0.01)
+                self.assertEqual(transport.value(), b"\x05\x02")
+                self.reactor.advance(0.02)
             self.assertEqual(transport.value(), b"\x05\x02\x01\x01")
             self.assertTrue(transport.disconnecting)
         self.assertEqual(self.decided, [])
+
+    def test_successDelayedLikeFailure(self) -> None:
+        """
+        After failures from an address, the right password's answer waits
+        exactly as long as a wrong one's would: the timing tells nothing,
+        and a client cannot drop the guesses that are not answered at once.
+        """
+        for delay in (0.0, 0.5, 1.0):
+            protocol, transport = self.connect()
+            protocol.dataReceived(b"\x05\x01\x02" + userpass(b"alice", b"guess"))
+            self.reactor.advance(delay)
+            self.assertTrue(transport.disconnecting)
+        protocol, transport = self.connect()
+        protocol.dataReceived(b"\x05\x01\x02" + userpass(b"alice", b"s3cret"))
+        self.reactor.advance(1.99)
+        self.assertEqual(transport.value(), b"\x05\x02")
+        self.reactor.advance(0.02)
+        self.assertEqual(transport.value(), b"\x05\x02\x01\x00")
+        self.assertFalse(transport.disconnecting)
+
+    def test_thousandGuessesTakeHours(self) -> None:
+        """
+        However many connections guess at once from one address (here 36,
+        more than the throttle lets in or queues, each replaced as soon as
+        it closes), fewer than 1,000 passwords are checked in two hours of
+        clock time, and the right password, sent among them, is answered no
+        sooner than the guesses.
+        """
+        checked: list[object] = []
+
+        class Counting(InMemoryUsernamePasswordDatabaseDontUse):
+            def requestAvatarId(inner, credentials: object) -> Deferred[object]:
+                checked.append(credentials)
+                return super().requestAvatarId(credentials)
+
+        auth = AuthConfig(("userpass",), Counting(alice="s3cret"), "counting")
+        self.factory.configure(ServerConfig(handshakeTimeout=120), self.factory.policy, auth)
+        open: list[tuple[object, StringTransport]] = []
+        rightAnswered: list[float] = []
+        for second in range(0, 2 * 3600, 5):
+            for protocol, transport in [each for each in open if each[1].disconnecting]:
+                open.remove((protocol, transport))
+                protocol.connectionLost(None)
+            while len(open) < 36:
+                protocol, transport = self.connect()
+                protocol.dataReceived(b"\x05\x01\x02" + userpass(b"alice", b"guess%d" % len(checked)))
+                open.append((protocol, transport))
+            if second == 3600:
+                late, lateTransport = self.connect()
+                late.dataReceived(b"\x05\x01\x02" + userpass(b"alice", b"s3cret"))
+            if second > 3600 and not rightAnswered and lateTransport.value()[2:] == b"\x01\x00":
+                rightAnswered.append(second - 3600)
+            self.reactor.advance(5)
+        self.assertLess(len(checked), 1000)
+        self.assertGreater(len(checked), 100)
+        # Refused unchecked (the queue was full), or answered after the
+        # longest delay, as every guess around it.
+        if rightAnswered:
+            self.assertGreaterEqual(rightAnswered[0], 30)
+        else:
+            self.assertEqual(lateTransport.value(), b"\x05\x02\x01\x01")
 
     def test_passwordNeverLogged(self) -> None:
         """
@@ -168,15 +335,20 @@ class PasswordProtocolTests(SynchronousTestCase):
         self.assertNotIn("Wr0ngPassw0rd", text)
         self.assertNotIn("s3cret", text)
         messages = [formatEvent(event) for event in self.events]
-        self.assertIn("failed login as 'alice' from 127.0.0.9:5000; answering in 0.5 s", messages)
+        self.assertIn("failed login as 'alice' from 127.0.0.9:5000; answered after 0 s", messages)
 
     def test_clientGoneDuringDelay(self) -> None:
         """
-        A client that leaves while its failure is delayed leaves no timer.
+        A client that leaves while its answer is delayed gets nothing
+        written, and no timer is left once the answer was due.
         """
         protocol, transport = self.connect()
         protocol.dataReceived(b"\x05\x01\x02" + userpass(b"alice", b"nope"))
+        protocol, transport = self.connect()
+        protocol.dataReceived(b"\x05\x01\x02" + userpass(b"alice", b"nope"))
         protocol.connectionLost(None)
+        self.reactor.advance(1)
+        self.assertEqual(transport.value(), b"\x05\x02")
         self.assertEqual(self.reactor.getDelayedCalls(), [])
 
 
@@ -209,6 +381,19 @@ class CurlPasswordTests(LoopbackTestCase):
             [("closed", "userpass", "alice"), ("denied", "userpass", "alice"), ("denied", "none", None),
              ("denied", "userpass", "mallory")],
         )  # fmt: skip
+
+    async def test_rightAfterWrong(self) -> None:
+        """
+        A correct login after failures from the same address still works,
+        once its delay has passed, over real sockets.
+        """
+        webPort = startWebServer(self)
+        gateway = startGateway(self, auth=USERPASS)
+        gateway.factory.throttle = LoginThrottle(reactor, first=0.01)
+        for _ in range(3):
+            self.assertEqual(await self.curl(gateway.port, webPort, "alice:wrong"), 97)
+        self.assertEqual(await self.curl(gateway.port, webPort, "alice:s3cret"), 0)
+        self.assertEqual(gateway.factory.throttle.delayFor(ip_address("127.0.0.1")), 0.04)
 
     async def test_memoryChecker(self) -> None:
         """
