@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from ipaddress import IPv6Address, IPv6Network
 from typing import Any, TypeVar
 
 from twisted.cred.checkers import ICredentialsChecker, InMemoryUsernamePasswordDatabaseDontUse
@@ -118,6 +119,18 @@ class _Address:
     waiting: deque[tuple[Callable[[], Deferred[Any]], Deferred[Any]]] = field(default_factory=deque)
 
 
+def throttledAs(client: Any) -> Any:
+    """
+    What the login throttle counts C{client} as: an IPv4 address as
+    itself, an IPv6 address as its /64 (one host or site usually holds a
+    whole /64, and could otherwise take a fresh address for every guess),
+    anything else (a UNIX socket's L{None}) as itself.
+    """
+    if isinstance(client, IPv6Address):
+        return IPv6Network((int(client) >> 64 << 64, 64))
+    return client
+
+
 class LoginThrottle:
     """
     Slows down password guessing from a client address, whatever the
@@ -133,7 +146,8 @@ class LoginThrottle:
     even if the client left.  Only failures count, and only time forgets
     them: an address with no failure for C{forget} seconds starts again; a
     success does not.  At most C{capacity} idle addresses are remembered
-    (the oldest are forgotten first).
+    (the oldest are forgotten first).  IPv6 clients are counted by their
+    /64 (L{throttledAs}).
     """
 
     def __init__(
@@ -155,7 +169,7 @@ class LoginThrottle:
         """
         How long the answer to a login from C{client} checked now waits.
         """
-        state = self._addresses.get(client)
+        state = self._addresses.get(throttledAs(client))
         if state is None or not state.failures or self._clock.seconds() - state.lastFailure > self._forget:
             return 0.0
         return min(self._first * 2 ** (state.failures - 1), self._longest)
@@ -171,6 +185,7 @@ class LoginThrottle:
             its failure or with L{LoginRefused}.  Cancelling it abandons the
             login; a place taken stays taken until its answer was due.
         """
+        client = throttledAs(client)
         state = self._addresses.pop(client, None) or _Address()
         self._addresses[client] = state
         if state.busy >= self._concurrent and len(state.waiting) >= self._queue:

@@ -94,6 +94,26 @@ class ThrottleTests(SynchronousTestCase):
         self.assertEqual(len(answers), 1)
         return clock.seconds() - started
 
+    def test_ipv6ByPrefix(self) -> None:
+        """
+        IPv6 clients are counted by their /64: failures from one address
+        delay logins from another address of the same /64, not from
+        another /64; IPv4 addresses count one by one.
+        """
+        clock = MemoryReactorClock()
+        throttle = LoginThrottle(clock, first=0.5, longest=4.0)
+        answers: list[object] = []
+        for host in ("2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3"):
+            throttle.login(ip_address(host), wrong).addBoth(answers.append)
+            clock.advance(10)
+        self.assertEqual(throttle.delayFor(ip_address("2001:db8:1:2:abcd::9")), 2.0)
+        self.assertEqual(throttle.delayFor(ip_address("2001:db8:1:3::1")), 0.0)
+        throttle.login(ip_address("192.0.2.1"), wrong).addBoth(answers.append)
+        clock.advance(10)
+        self.assertEqual(len(answers), 4)
+        self.assertEqual(throttle.delayFor(ip_address("192.0.2.1")), 0.5)
+        self.assertEqual(throttle.delayFor(ip_address("192.0.2.2")), 0.0)
+
     def test_doubles(self) -> None:
         """
         No delay until a failure; then 0.5, 1, 2, 4 ... seconds, up to the
