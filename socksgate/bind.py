@@ -25,7 +25,7 @@ from dataclasses import replace
 from ipaddress import ip_address
 from typing import Any
 
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IDelayedCall, IListeningPort
 from twisted.internet.protocol import Factory
@@ -266,6 +266,15 @@ class BindSession:
         self.protocol.transport.abortConnection()
         self._end("aborted")
 
+    def close(self, why: str) -> None:
+        """
+        End the wait from outside (a shutdown) for C{why}: the listening
+        port and the client connection are closed, as L{Relay.close} closes
+        a relayed session's.
+        """
+        self.protocol.transport.loseConnection()
+        self._end(why)
+
     def _end(self, why: str) -> None:
         if not self._over:
             self._over = True
@@ -290,7 +299,9 @@ class BindSession:
             self._portClosed = True
             self._closedIfAllClosed()
 
-        listening.stopListening().addBoth(stopped)
+        # A port the reactor has closed already (at shutdown it closes
+        # every socket, in no order we choose) answers None, not a Deferred.
+        maybeDeferred(listening.stopListening).addBoth(stopped)
 
     def _closedIfAllClosed(self) -> None:
         if self._portClosed and self._clientGone and self.relay is None and not self._released:

@@ -465,6 +465,9 @@ async def _settle(answer: Any, request: AccessRequest) -> Decision:
     if isinstance(answer, Deferred):
         try:
             answer = await answer
+        except CancelledError:
+            # The session ended while the policy thought: no failure of it.
+            raise
         except Exception:
             raise _policyFailed(request) from None
     if not isinstance(answer, Decision):

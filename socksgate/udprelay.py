@@ -657,10 +657,12 @@ class UDPAssociation:
             record.datagrams_out, record.datagrams_in = self.datagramsOut, self.datagramsIn
             record.datagrams_denied, record.datagrams_dropped = self.denied, self.dropped
         self.protocol.finishSession("closed", 0, why)
+        # A socket the reactor has closed already (at shutdown it closes
+        # every socket, in no order we choose) has no transport left.
         stopping = [
             maybeDeferred(relaySocket.transport.stopListening)
             for relaySocket in self._sockets.values()
-            if relaySocket is not None
+            if relaySocket is not None and relaySocket.transport is not None
         ]
         DeferredList(stopping, consumeErrors=True).addCallback(self._socketsClosed)
         if not self._connectionClosed:
