@@ -11,9 +11,11 @@ import threading
 from typing import Any
 
 from twisted.application import strports
-from twisted.application.service import MultiService, Service
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.defer import TimeoutError as DeferredTimeoutError
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IHostnameResolver
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -21,6 +23,7 @@ from twisted.python.failure import Failure
 
 from .auth import LoginThrottle
 from .config import Config, ConfigError, loadConfig
+from .haproxy import HEADER_PREFIX, ProxyHeaderFactory
 from .interfaces import IAccessPolicy
 from .server import SessionTable, SOCKSServerFactory
 
@@ -28,6 +31,25 @@ from .server import SessionTable, SOCKSServerFactory
 #: (their last bytes written, their records emitted) before it drops the
 #: connections that remain.
 CLOSE_TIMEOUT = 5.0
+
+
+def listenerService(description: str, factory: SOCKSServerFactory, reactor: Any) -> IService:
+    """
+    The service that listens on C{description} for C{factory}.
+
+    A C{haproxy:REST} description listens on C{REST} behind socksgate's
+    own PROXY protocol wrapper (L{ProxyHeaderFactory}), not Twisted's: the
+    client is the one the header names from the start, and half-close
+    works.  The header must be complete within the handshake timeout in
+    force when the listener starts.
+    """
+    prefix, _, rest = description.partition(":")
+    if prefix.lower() != HEADER_PREFIX:
+        return strports.service(description, factory, reactor=reactor)
+    wrapped = ProxyHeaderFactory(factory, reactor, factory.config.handshakeTimeout)
+    service = StreamServerEndpointService(serverFromString(reactor, rest), wrapped)
+    service._raiseSynchronously = True  # as strports.service: a port in use stops the start
+    return service
 
 
 class GatewayService(MultiService):
@@ -86,7 +108,7 @@ class GatewayService(MultiService):
                 self.throttle,
             )
             self.factories[description] = factory
-            strports.service(description, factory, reactor=reactor).setServiceParent(self)
+            listenerService(description, factory, reactor).setServiceParent(self)
         if config.log.status:
             from .status import StatusService
 

@@ -181,6 +181,39 @@ class SpeakThenFIN(Protocol):
         pass
 
 
+@implementer(IHalfCloseableProtocol)
+class HalfCloseEcho(Protocol):
+    """
+    A destination that sends back whatever it receives until the client's
+    FIN, then closes once all of it has gone out.  Its transport is its own
+    producer, so it stops reading while its write buffer is full.
+
+    @ivar received: bytes received so far.
+    @ivar closed: fires when the connection is lost.
+    """
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.closed: Deferred[None] = Deferred()
+
+    def connectionMade(self) -> None:
+        self.transport.registerProducer(self.transport, True)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += len(data)
+        self.transport.write(data)
+
+    def readConnectionLost(self) -> None:
+        self.transport.unregisterProducer()
+        self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+    def connectionLost(self, reason: object = None) -> None:
+        self.closed.callback(None)
+
+
 def freePort() -> int:
     """
     A loopback port nobody listens on right now (bound, then released).
