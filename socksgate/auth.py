@@ -17,7 +17,7 @@ from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet.defer import Deferred, fail, maybeDeferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -164,6 +164,7 @@ class LoginThrottle:
         self._first, self._longest, self._forget, self._capacity = first, longest, forget, capacity
         self._concurrent, self._queue = concurrent, queue
         self._addresses: OrderedDict[Any, _Address] = OrderedDict()
+        self._delayed: dict[Deferred[Any], IDelayedCall] = {}
 
     def delayFor(self, client: Any) -> float:
         """
@@ -228,9 +229,34 @@ class LoginThrottle:
             state.failures += 1
             state.lastFailure = now
         if delay:
-            self._clock.callLater(delay, self._answer, result, client, state, answer)
+            self._delayed[answer] = self._clock.callLater(
+                delay, self._answered, result, client, state, answer
+            )
         else:
             self._answer(result, client, state, answer)
+
+    def _answered(self, result: Any, client: Any, state: _Address, answer: Deferred[Any]) -> None:
+        """
+        A delayed answer is due.
+        """
+        del self._delayed[answer]
+        self._answer(result, client, state, answer)
+
+    def stop(self) -> None:
+        """
+        Forget every login under way and every delayed answer (the gateway
+        stops; its clients are gone).  Logins still waiting fail with
+        L{LoginRefused}.
+        """
+        delayed, self._delayed = self._delayed, {}
+        for call in delayed.values():
+            if call.active():
+                call.cancel()
+        addresses, self._addresses = self._addresses, OrderedDict()
+        for state in addresses.values():
+            for _, answer in state.waiting:
+                if not answer.called:
+                    answer.errback(LoginRefused("the gateway is stopping"))
 
     def _answer(self, result: Any, client: Any, state: _Address, answer: Deferred[Any]) -> None:
         """

@@ -160,6 +160,7 @@ class GatewayService(MultiService):
                 await self.sessions.whenEmpty().addTimeout(CLOSE_TIMEOUT, self._reactor)
             except DeferredTimeoutError:
                 self.log.error("{count} sessions could not be closed", count=len(self.sessions.open))
+        self.throttle.stop()
         if self._accessLog is not None and self._accessLog.running:
             await maybeDeferred(self._accessLog.stopService)
 

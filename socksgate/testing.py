@@ -113,6 +113,7 @@ def startGateway(
         for protocol in list(factory.sessions.open):
             protocol.abortConnection()
         await factory.sessions.whenEmpty()
+        factory.throttle.stop()
 
     testCase.addCleanup(lambda: Deferred.fromCoroutine(stop()))
     return RunningGateway(interface, listeningPort.getHost().port, factory, listeningPort)

@@ -94,6 +94,26 @@ class ThrottleTests(SynchronousTestCase):
         self.assertEqual(len(answers), 1)
         return clock.seconds() - started
 
+    def test_stop(self) -> None:
+        """
+        Stopping the throttle cancels every delayed answer and refuses the
+        logins still waiting, so a stopped gateway leaves no timer behind.
+        """
+        clock = MemoryReactorClock()
+        throttle = LoginThrottle(clock, first=0.5, longest=4.0, concurrent=1)
+        answers: list[object] = []
+        for _ in range(3):
+            throttle.login("a", wrong).addBoth(answers.append)
+            clock.advance(10)
+        throttle.login("a", wrong).addBoth(answers.append)
+        throttle.login("a", wrong).addBoth(answers.append)
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        throttle.stop()
+        self.assertEqual(clock.getDelayedCalls(), [])
+        self.assertEqual(len(answers), 4)
+        self.assertIsInstance(answers[-1].value, LoginRefused)  # type: ignore[attr-defined]
+        self.assertEqual(throttle.delayFor("a"), 0.0)
+
     def test_ipv6ByPrefix(self) -> None:
         """
         IPv6 clients are counted by their /64: failures from one address
