@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
 
 from twisted.logger import Logger
+
+from .timestamps import isoNow
 
 log = Logger(namespace="socksgate.session")
 
@@ -67,8 +68,7 @@ class SessionRecord:
 
     def __post_init__(self) -> None:
         if not self.time:
-            now = datetime.now(UTC)
-            self.time = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+            self.time = isoNow()
 
     def asDict(self) -> dict[str, object]:
         """

@@ -22,6 +22,16 @@ from .helpers import LoopbackTestCase
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+#: The package data files a wheel must hold: the status page's assets and
+#: the style and script of the C{socksgate stats} HTML report.
+DATA_FILES = (
+    "socksgate/status/page/index.html",
+    "socksgate/status/page/status.css",
+    "socksgate/status/page/status.js",
+    "socksgate/scripts/stats/report/report.css",
+    "socksgate/scripts/stats/report/report.js",
+)
+
 BUILD = """
 import sys
 from setuptools import build_meta
@@ -85,9 +95,13 @@ class PackagingTests(LoopbackTestCase):
 
     async def test_plainInstall(self) -> None:
         """
-        C{pip install .} puts the plugin where twistd finds it.
+        C{pip install .} puts the plugin where twistd finds it, and the
+        package data (the status page's and the stats report's assets) in
+        the wheel.
         """
         target = await self.install("build_wheel")
+        for name in DATA_FILES:
+            self.assertTrue(os.path.isfile(os.path.join(target, name)), f"{name} is not in the wheel")
         out = await self.probe(target, "plain")
         self.assertIn(f"socksgate from {target}".encode(), out)
         self.assertIn(b"socksgate", out.split(b"Commands:")[1])

@@ -1,0 +1,76 @@
+"""
+Running totals over the session records of one gateway.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["COMMANDS", "UNKNOWN", "VERSIONS", "SessionCounts", "count", "label"]
+
+#: The label value of a command or version a record does not have (a
+#: request that ended before it was read).
+UNKNOWN = "unknown"
+
+#: Commands and versions in the order the page lists them; SOCKS4 has no UDP.
+COMMANDS = ("connect", "bind", "udp")
+VERSIONS = ("4", "4a", "5")
+
+
+def label(value: object) -> str:
+    """
+    C{value} as a label: a non-empty string as it is, anything else
+    L{UNKNOWN}.
+    """
+    return value if isinstance(value, str) and value else UNKNOWN
+
+
+def count(value: object) -> int:
+    """
+    C{value} as a count: a positive integer as it is, anything else 0.
+    """
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+class SessionCounts:
+    """
+    Running totals over finished session records.
+
+    @ivar sessions: records by C{(command, version, outcome)}.
+    @ivar bytesOut: bytes the clients of finished sessions sent towards
+        their destinations.
+    @ivar bytesIn: bytes that came back to them.
+    @ivar denials: records whose outcome is C{denied}.
+    @ivar ruleHits: records by the number of the rule that decided them.
+    """
+
+    def __init__(self) -> None:
+        self.sessions: Counter[tuple[str, str, str]] = Counter()
+        self.bytesOut = 0
+        self.bytesIn = 0
+        self.denials = 0
+        self.ruleHits: Counter[int] = Counter()
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        """
+        Count one session record (a dict with the fields of the session
+        log).
+        """
+        outcome = label(record.get("outcome"))
+        self.sessions[label(record.get("command")), label(record.get("version")), outcome] += 1
+        self.bytesOut += count(record.get("bytes_out"))
+        self.bytesIn += count(record.get("bytes_in"))
+        if outcome == "denied":
+            self.denials += 1
+        rule = record.get("rule")
+        if isinstance(rule, int) and not isinstance(rule, bool):
+            self.ruleHits[rule] += 1
+
+    @property
+    def finished(self) -> int:
+        """
+        How many records have been counted.
+        """
+        return sum(self.sessions.values())
