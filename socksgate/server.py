@@ -442,7 +442,8 @@ class SOCKSServerProtocol(Protocol):
         identNeeded = version != "5" and self.factory.auth.ident != "off"
         if command != "connect":
             checked = self._checkIdent(accessRequest) if identNeeded else succeed(accessRequest)
-            checked.addCallback(_COMMAND_STARTERS[command](), self, request)
+            checked.addCallback(self._startCommand, command, request)
+            self._pending = checked
             checked.addErrback(self._connectFailed)
             checked.addErrback(self._internalError)
             return
@@ -454,6 +455,25 @@ class SOCKSServerProtocol(Protocol):
         self._pending = pending
         pending.addCallbacks(self._connected, self._connectFailed)
         pending.addErrback(self._internalError)
+
+    def _startCommand(self, accessRequest: AccessRequest, command: str, request: Any) -> Any:
+        """
+        Start BIND or UDP ASSOCIATE once the request is checked, unless the
+        client left meanwhile (its slot is already returned).
+        """
+        if self._lost:
+            return None
+        started = _COMMAND_STARTERS[command]()(accessRequest, self, request)
+        if self._clientFinished:
+            # The client sent its FIN while the request was being checked.
+            if isinstance(started, Deferred):
+                return started.addCallback(lambda _: self._finishedEarly())
+            self._finishedEarly()
+        return started
+
+    def _finishedEarly(self) -> None:
+        if self.session is not None:
+            self.session.clientFinished()
 
     def _openConnection(self, accessRequest: AccessRequest, host: Any) -> Deferred[Any]:
         factory = self.factory

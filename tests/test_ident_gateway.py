@@ -9,11 +9,16 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+from typing import Any
 
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import SkipTest
 
 from socksgate.config import AuthConfig
+from socksgate.policy import LoopbackOnlyPolicy
 from socksgate.testing import startEchoServer, startGateway
 
 from .helpers import CollectingProcess, LoopbackTestCase, collectSessions, connectRaw, freePort, socks4Connect
@@ -141,3 +146,75 @@ class IdentGatewayTests(LoopbackTestCase):
         port = await self.gateway("require", freePort())
         self.assertEqual(await self.socks4(port, ME), b"\x00\x5c")
         self.assertEqual(self.lastRecord()[0], 92)
+
+
+class SilentIdentd(Protocol):
+    """
+    An identd that accepts and never answers.
+    """
+
+    def connectionMade(self) -> None:
+        """
+        Tell the test a query came.
+        """
+        self.factory.queried.callback(None)  # type: ignore[attr-defined]
+
+
+class IdentLeaveTests(LoopbackTestCase):
+    """
+    A client that leaves while its ident lookup is under way leaves
+    nothing behind, whatever its command.
+    """
+
+    async def test_resetDuringLookup(self) -> None:
+        """
+        SOCKS4 BIND with C{ident = "log"}: the client resets while identd
+        is silent; the lookup is abandoned, no BIND starts, and the session
+        table is empty (the client's slot is returned).
+        """
+        asked = await self.leaveDuringLookup(lambda client: client.transport.abortConnection())
+        self.assertEqual(asked, [])
+
+    async def test_finDuringLookup(self) -> None:
+        """
+        The same client sending its FIN instead: once the lookup has timed
+        out the BIND is decided and ends at once (the client has left), and
+        its slot is returned.
+        """
+        asked = await self.leaveDuringLookup(lambda client: client.transport.loseConnection(), 5)
+        self.assertEqual(asked, ["bind"])
+
+    async def leaveDuringLookup(self, leave: Any, timeout: float = 0.3) -> list[str]:
+        """
+        Send a SOCKS4 BIND to a gateway whose client's identd never
+        answers, leave with C{leave(client)} once identd is queried, and
+        wait for the session table to empty.
+
+        @return: the commands the policy was asked about.
+        """
+        identd = Factory.forProtocol(SilentIdentd)
+        identd.queried = Deferred()  # type: ignore[attr-defined]
+        identPort = reactor.listenTCP(0, identd, interface="127.0.0.1")
+        self.addCleanup(identPort.stopListening)
+        asked: list[str] = []
+
+        class Recording(LoopbackOnlyPolicy):
+            def decide(self, request: Any) -> Any:
+                """
+                Note the command asked about.
+                """
+                asked.append(request.command)
+                return super().decide(request)
+
+        gateway = startGateway(self, policy=Recording(), auth=AuthConfig(ident="log"))
+        gateway.factory.identPort = identPort.getHost().port
+        gateway.factory.identTimeout = 0.2
+        client = await connectRaw(gateway.port)
+        client.transport.write(b"\x04\x02\x00\x00\x7f\x00\x00\x01bob\x00")
+        await identd.queried  # type: ignore[attr-defined]
+        leave(client)
+        await client.closed
+        await gateway.sessions.whenEmpty().addTimeout(timeout, reactor)
+        await deferLater(reactor, 0.4, lambda: None)
+        self.assertEqual(gateway.sessions.open, set())
+        return asked
