@@ -111,8 +111,8 @@ class BindSession:
                 raise RequestRefused(ReplyCode.NOT_ALLOWED, "denied", decision.message or "denied", decision)
         else:
             addresses, decision = await permittedAddresses(
-                factory.reactor, factory.resolver, factory.policy.decide, self.accessRequest, host,
-                factory.config.connectTimeout,
+                factory.reactor, factory.resolverFor(protocol.client), factory.policy.decide,
+                self.accessRequest, host, factory.config.connectTimeout,
             )  # fmt: skip
             self._expected = set(addresses)
         self._decision = decision

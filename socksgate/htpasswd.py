@@ -36,7 +36,10 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
+
+from .threads import ownThreadPool
 
 __all__ = ["HtpasswdChecker", "HtpasswdError", "parseHtpasswd"]
 
@@ -65,6 +68,11 @@ _DUMMY = b"$2b$04$KebxhztQSQ7QS3Ifm1SVbO8CGJQmNfAI66nB2Eh5cJEyz5uAAbJ9q"
 _BCRYPT_MAX_PASSWORD = 72
 
 _DEFAULT_COST = 12
+
+#: Threads that check bcrypt hashes (a process's checkers share none: each
+#: C{htpasswd:} checker has its pool).  bcrypt releases the GIL, so a few
+#: threads use the cores; more checks wait in the queue.
+BCRYPT_THREADS = 4
 
 _Stamp = tuple[int, int, int, int]
 
@@ -257,6 +265,7 @@ class HtpasswdChecker:
             from twisted.internet import reactor
         self.path = os.fspath(path)
         self._reactor = reactor
+        self._pool: ThreadPool | None = None
         self._lock = threading.Lock()
         self._stamp, self._users = _load(self.path)
         self._dummy = _dummyFor(self._users)
@@ -268,15 +277,19 @@ class HtpasswdChecker:
     def requestAvatarId(self, credentials: IUsernamePassword) -> Deferred[str]:
         """
         Check a user name and password, re-reading the file first if it
-        changed; all of it in the reactor's thread pool.
+        changed; all of it in a pool of L{BCRYPT_THREADS} threads of its
+        own (checks beyond those wait their turn), apart from name lookups
+        and the reactor's pool.
 
         @return: a L{Deferred} that fires with the user name (a C{str}), or
             fails with L{UnauthorizedLogin} for an unknown user or a wrong
             password.
         """
+        if self._pool is None:
+            self._pool = ownThreadPool(self._reactor, "socksgate-bcrypt", BCRYPT_THREADS)
         checking = deferToThreadPool(
             self._reactor,
-            self._reactor.getThreadPool(),
+            self._pool,
             self._verify,
             credentials.username,
             credentials.password,

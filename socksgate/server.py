@@ -25,6 +25,7 @@ from zope.interface import implementer
 from .auth import LoginRefused, LoginThrottle, PasswordAuthenticator, SOCKSUser, selectMethod
 from .config import AuthConfig, ServerConfig
 from .interfaces import IAccessPolicy
+from .lookups import LookupLimit, gatewayResolver
 from .outbound import RequestRefused, openConnection, refusalForFailure
 from .policy import AccessRequest, Decision, IPAddress, LoopbackOnlyPolicy, unmapped
 from .relay import DestinationProtocol, Relay
@@ -479,7 +480,7 @@ class SOCKSServerProtocol(Protocol):
         factory = self.factory
         return openConnection(
             factory.reactor,
-            factory.resolver,
+            factory.resolverFor(self.client),
             factory.policy.decide,
             accessRequest,
             host,
@@ -639,7 +640,9 @@ class SOCKSServerFactory(Factory):
     @ivar policy: the L{IAccessPolicy} consulted for every request.
     @ivar listener: the description of the endpoint this factory serves,
         given to the policy and the session log.
-    @ivar resolver: the L{IHostnameResolver} for destination names.
+    @ivar resolver: the L{IHostnameResolver} for destination names (by
+        default L{gatewayResolver}'s, in a thread pool of its own).
+    @ivar lookups: the L{LookupLimit} on lookups under way per client.
     @ivar sessions: the L{SessionTable}, shared by a gateway's listeners.
     @ivar bindHost: the source address of outgoing connections, or L{None}.
     @ivar auth: the C{[auth]} settings: SOCKS5 methods, checker, ident.
@@ -671,7 +674,8 @@ class SOCKSServerFactory(Factory):
             reactor = globalReactor
         self.reactor = reactor
         self.listener = listener
-        self.resolver = resolver if resolver is not None else reactor.nameResolver
+        self.resolver = resolver if resolver is not None else gatewayResolver(reactor)
+        self.lookups = LookupLimit(self.resolver)
         self.sessions = sessions if sessions is not None else SessionTable()
         self.throttle = throttle if throttle is not None else LoginThrottle(reactor)
         self.configure(
@@ -691,6 +695,13 @@ class SOCKSServerFactory(Factory):
         self.bindHost: IPv4Address | IPv6Address | None = None if external.is_unspecified else external
         self.config = config
         self.policy = policy
+
+    def resolverFor(self, client: IPAddress | None) -> IHostnameResolver:
+        """
+        The resolver for the requests of C{client}: L{resolver}, with at
+        most L{LOOKUPS_PER_CLIENT} lookups under way for that address.
+        """
+        return self.lookups.forClient(client)
 
     def buildProtocol(self, addr: Any) -> SOCKSServerProtocol:
         """

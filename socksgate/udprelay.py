@@ -241,7 +241,7 @@ def _associationDecided(
         clientAddress,
         request.port,
         lambda: factory.policy,
-        factory.resolver,
+        factory.resolverFor(tcpClient),
         factory.reactor,
         config.udpIdleTimeout,
         config.connectTimeout,
