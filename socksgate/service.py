@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 
 from .auth import LoginThrottle
 from .config import Config, ConfigError, loadConfig
+from .descriptors import guardAgainstDescriptorReuse
 from .haproxy import HEADER_PREFIX, ProxyHeaderFactory
 from .interfaces import IAccessPolicy
 from .server import SessionTable, SOCKSServerFactory
@@ -117,8 +118,11 @@ class GatewayService(MultiService):
     def startService(self) -> None:
         """
         Start listening, and reload the configuration file (and an --auth
-        checker's file) on SIGHUP.
+        checker's file) on SIGHUP.  The reactor is guarded against handing
+        a closed descriptor's events to the socket that took its number
+        (L{guardAgainstDescriptorReuse}).
         """
+        guardAgainstDescriptorReuse(self._reactor)
         super().startService()
         checker = self._authChecker[0] if self._authChecker else None
         reloadable = self.config.path is not None or hasattr(checker, "reload")

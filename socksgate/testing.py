@@ -28,6 +28,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from .config import AuthConfig, ServerConfig
+from .descriptors import guardAgainstDescriptorReuse
 from .interfaces import IAccessPolicy
 from .resolver import StaticResolver
 from .server import SessionTable, SOCKSServerFactory
@@ -103,6 +104,7 @@ def startGateway(
         by default.
     """
     reactor = _reactorOf(reactor)
+    guardAgainstDescriptorReuse(reactor)
     factory = SOCKSServerFactory(
         reactor, config, policy, listener=f"tcp:0:interface={interface}", resolver=resolver, auth=auth
     )
