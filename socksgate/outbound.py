@@ -33,35 +33,10 @@ from .hostnames import InvalidHostname, normalHostname, numericIPv4
 from .policy import AccessRequest, Decision, IPAddress, reachedAddress
 from .relay import DestinationProtocol
 from .resolver import StaticResolver
+from .vocabulary import RequestRefused
 from .wire import ReplyCode
 
 log = Logger()
-
-
-class RequestRefused(Exception):
-    """
-    A request ends before a session starts.
-
-    @ivar reply: the SOCKS5 reply code that reports it.
-    @ivar outcome: the session log's outcome (C{denied}, C{failed},
-        C{timeout} or C{error}).
-    @ivar reason: what happened, for the log.
-    @ivar decision: the policy decision involved, if any.
-    @ivar socks4: the SOCKS4 CD that reports it, when it is not simply 91
-        (92 and 93 for ident).
-    """
-
-    def __init__(
-        self,
-        reply: ReplyCode,
-        outcome: str,
-        reason: str,
-        decision: Decision | None = None,
-        socks4: int | None = None,
-    ):
-        super().__init__(reason)
-        self.reply, self.outcome, self.reason, self.decision = reply, outcome, reason, decision
-        self.socks4 = socks4
 
 
 _ERRNO_REPLIES = {

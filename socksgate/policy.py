@@ -5,15 +5,24 @@ Access requests, decisions, and the default policy.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address
-from typing import Union
 
 from zope.interface import implementer
 
+from .addresses import IPAddress, isLoopback, reachedAddress, unmapped
 from .interfaces import IAccessPolicy
 
-#: An IP address of either family.
-IPAddress = Union[IPv4Address, IPv6Address]
+__all__ = [
+    "DENY",
+    "PERMIT",
+    "AccessRequest",
+    "Decision",
+    "IPAddress",
+    "LoopbackOnlyPolicy",
+    "isLoopback",
+    "reachedAddress",
+    "unmapped",
+    "withoutPassword",
+]
 
 PERMIT = "permit"
 DENY = "deny"
@@ -77,50 +86,6 @@ class Decision:
         Whether the request may proceed.
         """
         return self.action == PERMIT
-
-
-def unmapped(address: IPAddress) -> IPAddress:
-    """
-    The IPv4 address an IPv4-mapped IPv6 address (C{::ffff:a.b.c.d}) stands
-    for, or C{address} itself.  Every address is unmapped before the policy
-    sees it: a connection to C{::ffff:127.0.0.2} reaches 127.0.0.2, so it
-    must be decided as 127.0.0.2.
-    """
-    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-_IPV4_LOOPBACK = IPv4Address("127.0.0.1")
-_IPV6_LOOPBACK = IPv6Address("::1")
-
-
-def reachedAddress(address: IPAddress) -> IPAddress:
-    """
-    The address a connection or datagram sent to C{address} really
-    reaches, as the policy must decide it: IPv4-mapped addresses
-    L{unmapped}, and the unspecified addresses as the local host they
-    reach on Linux (C{0.0.0.0} and C{::ffff:0.0.0.0} as 127.0.0.1, C{::}
-    as ::1).  The gateway connects or sends to the address this returns,
-    so what is decided is what is reached.
-    """
-    address = unmapped(address)
-    if address.is_unspecified:
-        return _IPV4_LOOPBACK if address.version == 4 else _IPV6_LOOPBACK
-    return address
-
-
-def isLoopback(address: IPAddress | None) -> bool:
-    """
-    Whether C{address} is a loopback address (127.0.0.0/8, ::1, or an
-    IPv4-mapped loopback address), or no IP address at all (a UNIX socket,
-    which only local processes can reach).
-    """
-    if address is None:
-        return True
-    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
 
 
 def withoutPassword(version: str) -> Decision:
