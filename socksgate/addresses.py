@@ -12,6 +12,8 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any, Union
 
 __all__ = [
+    "LOOPBACK_HOSTS",
+    "UNSPECIFIED_HOSTS",
     "IPAddress",
     "addressText",
     "formatHostPort",
@@ -25,6 +27,10 @@ __all__ = [
 
 #: An IP address of either family.
 IPAddress = Union[IPv4Address, IPv6Address]
+
+#: The loopback and the unspecified address of each IP version, as text.
+LOOPBACK_HOSTS = {4: "127.0.0.1", 6: "::1"}
+UNSPECIFIED_HOSTS = {4: "0.0.0.0", 6: "::"}
 
 _IPV4_LOOPBACK = IPv4Address("127.0.0.1")
 _IPV6_LOOPBACK = IPv6Address("::1")

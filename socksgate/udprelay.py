@@ -34,8 +34,10 @@ up to L{QUEUED_PER_DESTINATION} datagrams wait for it, for at most
 L{DESTINATIONS_DECIDING} destinations at once; more are dropped.  A name
 must resolve within C{connect-timeout}.
 
-Limits: a client address may hold at most L{MAX_ASSOCIATIONS_PER_CLIENT}
-associations at once, across all the listeners of a gateway.  A request
+Limits: a client address may hold at most
+L{socksgate.server.sessions.MAX_ASSOCIATIONS_PER_CLIENT}
+associations at once, across all the listeners of a gateway (counted by
+the gateway's L{socksgate.server.SessionTable}).  A request
 beyond that gets REP 0x01 (general SOCKS server failure) and the outcome
 C{"denied"} in the session log: it is the gateway's capacity, not its
 ruleset (0x02), that refuses, and 0x01 tells a client that trying again
@@ -50,13 +52,11 @@ way, and the datagrams denied by the policy and dropped.
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
-from functools import lru_cache
-from ipaddress import IPv4Address, IPv6Address, ip_address
+from ipaddress import IPv6Address, ip_address
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from twisted.internet import error
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
@@ -64,25 +64,23 @@ from twisted.internet.interfaces import IDelayedCall, IHostnameResolver
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
-from .interfaces import IAccessPolicy
-from .outbound import RequestRefused, decideOne, permittedAddresses, refusalForFailure
-from .policy import AccessRequest, Decision, IPAddress
-from .wire import MalformedMessage, ReplyCode, SOCKS5Request, UDPDatagram, parseUDPDatagram
+from .addresses import LOOPBACK_HOSTS, UNSPECIFIED_HOSTS, IPAddress, addressText, unmapped, withoutScope
+from .interfaces import IAccessPolicy, IClientConnection, ISession
+from .outbound import permittedAddresses, refusalForFailure
+from .policy import AccessRequest
+from .vocabulary import Outcome
+from .wire import MalformedMessage, UDPDatagram, parseUDPDatagram
 
 __all__ = [
     "DECISION_CACHE_SECONDS",
     "DECISION_CACHE_SIZE",
     "DESTINATIONS_DECIDING",
-    "MAX_ASSOCIATIONS_PER_CLIENT",
     "QUEUED_PER_DESTINATION",
     "REMEMBERED_DESTINATIONS",
     "UDPAssociation",
-    "startAssociation",
 ]
-
-#: Associations one client address may hold open at once.
-MAX_ASSOCIATIONS_PER_CLIENT = 16
 
 #: How long a destination's decision (and the addresses of a name) is kept.
 DECISION_CACHE_SECONDS = 30.0
@@ -104,168 +102,12 @@ REMEMBERED_DESTINATIONS = 1024
 #: datagram outside IPv6 jumbograms, so nothing is ever cut short.
 MAX_DATAGRAM_SIZE = 65536
 
-#: The associations open for each client address, for each gateway's
-#: session table (shared by its listeners).
-_openAssociations: WeakKeyDictionary[Any, Counter[IPAddress | None]] = WeakKeyDictionary()
-
 #: A destination as the client names it: an address or a name, and a port.
 _Destination = tuple[Any, int]
 
 #: A cached decision: when it expires, the permitted addresses (each with
 #: its text), and the counter for datagrams when there are none.
 _Decided = tuple[float, list[tuple[IPAddress, str]], str]
-
-_LOOPBACK = {4: "127.0.0.1", 6: "::1"}
-_UNSPECIFIED = {4: "0.0.0.0", 6: "::"}
-
-
-@lru_cache(maxsize=1024)
-def _normalHost(host: str) -> str:
-    """
-    C{host} as L{str} of its L{ipaddress} value, with an IPv4-mapped
-    address as the IPv4 address, and without a scope.
-    """
-    if ":" not in host:
-        return host
-    try:
-        address = ip_address(host.split("%")[0])
-    except ValueError:
-        return host
-    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
-    return str(address)
-
-
-def _unmapped(address: IPAddress) -> IPAddress:
-    """
-    The IPv4 address in an IPv4-mapped address, or C{address}.
-    """
-    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-def _hostAddress(transportAddress: Any) -> IPAddress | None:
-    """
-    The IP address of a transport's address, unmapped, or L{None} when it
-    has none (a UNIX socket).
-    """
-    host = getattr(transportAddress, "host", None)
-    if not isinstance(host, str):
-        return None
-    try:
-        return _unmapped(ip_address(host.split("%")[0]))
-    except ValueError:
-        return None
-
-
-def startAssociation(accessRequest: AccessRequest, protocol: Any, request: SOCKS5Request) -> Deferred[None]:
-    """
-    Decide a UDP ASSOCIATE request, then open its association, answer the
-    client with the relay's address and port, and hand the control
-    connection to it.
-
-    The policy decides the association when it is asked for, with no
-    destination and port 0 (see L{socksgate.interfaces.IAccessPolicy}): a
-    client that may send datagrams to no destination is refused with 0x02.
-    Every datagram's destination is then decided with the policy in force
-    when it is sent.
-
-    @param accessRequest: the request as the policy sees it, without a
-        destination: every datagram's destination is decided with it.
-    @param protocol: the L{socksgate.server.SOCKSServerProtocol} of the
-        control connection.
-    @param request: the request; DST.ADDR and DST.PORT say where the
-        client will send from (zeros: not known).
-    @raise RequestRefused: (in the Deferred) the policy refuses it.
-    """
-    association = replace(accessRequest, destinationName=None, destinationAddress=None, port=0)
-    deciding = Deferred.fromCoroutine(decideOne(protocol.factory.policy.decide, association))
-    return deciding.addCallback(_associationDecided, accessRequest, protocol, request)
-
-
-def _associationDecided(
-    decision: Decision, accessRequest: AccessRequest, protocol: Any, request: SOCKS5Request
-) -> None:
-    if not decision.permitted:
-        raise RequestRefused(
-            ReplyCode.NOT_ALLOWED, "denied", decision.message or "denied by policy", decision
-        )
-    if protocol.clientGone:
-        return
-    # The record's message says why the association ended.
-    protocol.record.rule = decision.rule
-    factory = protocol.factory
-    config = factory.config
-    declared = request.host if isinstance(request.host, (IPv4Address, IPv6Address)) else None
-    if declared is not None and declared.is_unspecified:
-        declared = None
-    tcpClient = _unmapped(protocol.client) if protocol.client is not None else None
-    clientAddress = _unmapped(declared) if declared is not None else tcpClient
-    if clientAddress is None:
-        protocol.refuseRequest(
-            RequestRefused(
-                ReplyCode.GENERAL_FAILURE,
-                "error",
-                "no client address to accept datagrams from: DST.ADDR must give it",
-            )
-        )
-        return
-    counts = _openAssociations.setdefault(factory.sessions, Counter())
-    limitKey = tcpClient
-    if counts[limitKey] >= MAX_ASSOCIATIONS_PER_CLIENT:
-        protocol.refuseRequest(
-            RequestRefused(
-                ReplyCode.GENERAL_FAILURE,
-                "denied",
-                f"{MAX_ASSOCIATIONS_PER_CLIENT} UDP associations already open for {limitKey}",
-            )
-        )
-        return
-    bindHost = factory.bindHost
-    if bindHost is not None:
-        interface = str(bindHost)
-    else:
-        localHost = protocol.transport.getHost()
-        local = _hostAddress(localHost)
-        if local is None:
-            table = _LOOPBACK if clientAddress.is_loopback else _UNSPECIFIED
-            interface = table[clientAddress.version]
-        elif "%" in localHost.host and local.version == 6:
-            interface = localHost.host  # a link-local address needs its scope
-        else:
-            interface = str(local)
-    association = UDPAssociation(
-        protocol,
-        accessRequest,
-        clientAddress,
-        request.port,
-        lambda: factory.policy,
-        factory.resolverFor(tcpClient),
-        factory.reactor,
-        config.udpIdleTimeout,
-        config.connectTimeout,
-        bindHost,
-    )
-    try:
-        relayHost, relayPort = association.listen(interface)
-    except error.CannotListenError as failure:
-        protocol.refuseRequest(
-            RequestRefused(ReplyCode.GENERAL_FAILURE, "failed", f"cannot open a UDP relay socket: {failure}")
-        )
-        return
-    counts[limitKey] += 1
-
-    def released() -> None:
-        counts[limitKey] -= 1
-        if not counts[limitKey]:
-            del counts[limitKey]
-
-    association.onReleased = released
-    advertised = ip_address(config.advertise) if config.advertise else relayHost
-    protocol.transport.write(protocol.codec.reply(ReplyCode.SUCCEEDED, advertised, relayPort))
-    protocol.attachSession(association)
-    association.start()
 
 
 class _RelaySocket(DatagramProtocol):
@@ -294,13 +136,13 @@ class _RelaySocket(DatagramProtocol):
         self.association.datagramReceived(self, datagram, addr[0], addr[1])
 
 
+@implementer(ISession)
 class UDPAssociation:
     """
     The relay of one UDP ASSOCIATE: its sockets, the client's address, the
     destinations decided and the counters.
 
-    It serves as the session of the control connection's protocol (see
-    L{socksgate.server.SOCKSServerProtocol.attachSession}).
+    It is the session (an L{ISession}) of the control connection.
 
     @ivar datagramsOut: datagrams relayed from the client to destinations.
     @ivar datagramsIn: datagrams relayed from destinations to the client.
@@ -311,14 +153,14 @@ class UDPAssociation:
         fragments, malformed headers, unreachable or unresolvable
         destinations, full queues.
     @ivar onReleased: called once every socket and the control connection
-        are closed, before the protocol hears of it.
+        are closed, before the control connection is released.
     """
 
     log = Logger()
 
     def __init__(
         self,
-        protocol: Any,
+        control: IClientConnection,
         accessRequest: AccessRequest,
         clientAddress: IPAddress,
         clientPort: int,
@@ -329,7 +171,7 @@ class UDPAssociation:
         resolveTimeout: float,
         bindHost: IPAddress | None = None,
     ) -> None:
-        self.protocol = protocol
+        self.control = control
         self.datagramsOut = self.datagramsIn = self.bytesOut = self.bytesIn = 0
         self.denied = self.dropped = 0
         self.onReleased: Callable[[], None] | None = None
@@ -368,7 +210,7 @@ class UDPAssociation:
         main = self._main = _RelaySocket(self, True)
         port = self._reactor.listenUDP(0, main, interface=interface, maxPacketSize=MAX_DATAGRAM_SIZE)
         local = port.getHost()
-        address = _unmapped(ip_address(local.host.split("%")[0]))
+        address = unmapped(ip_address(withoutScope(local.host)))
         self._mainInterface = interface
         self._sockets[address.version] = main
         return address, local.port
@@ -425,7 +267,7 @@ class UDPAssociation:
             return
         if self._policyInForce() is not self._policy:
             self._policyChanged()
-        host = _normalHost(host)
+        host = addressText(host)
         if relaySocket.main and host == self._clientHost and port == (self._clientPort or port):
             self._fromClient(data, port)
             return
@@ -449,7 +291,7 @@ class UDPAssociation:
         self._touch()
         host = datagram.host
         if isinstance(host, IPv6Address):
-            host = _unmapped(host)
+            host = unmapped(host)
         key = (host, datagram.port)
         cached = self._decisions.get(key)
         if cached is not None:
@@ -524,7 +366,7 @@ class UDPAssociation:
         queued = self._queued.pop(key, [])
         # An IPv4-mapped address would reach an IPv4 host that the policy
         # has not decided about as such: never use one.
-        addresses = [(address, str(address)) for address in result[0] if _unmapped(address) == address]
+        addresses = [(address, str(address)) for address in result[0] if unmapped(address) == address]
         self._remember(key, addresses, "dropped")
         for data in queued:
             self._send(addresses, key[1], data)
@@ -597,8 +439,8 @@ class UDPAssociation:
             return self._sockets[version]
         relaySocket: _RelaySocket | None = None
         if self._bindHost is None:
-            mainAddress = ip_address(self._mainInterface.split("%")[0])
-            table = _LOOPBACK if mainAddress.is_loopback else _UNSPECIFIED
+            mainAddress = ip_address(withoutScope(self._mainInterface))
+            table = LOOPBACK_HOSTS if mainAddress.is_loopback else UNSPECIFIED_HOSTS
             relaySocket = _RelaySocket(self, False)
             try:
                 self._reactor.listenUDP(
@@ -641,7 +483,7 @@ class UDPAssociation:
     def _end(self, why: str, abort: bool) -> None:
         if self._ended:
             if abort and not self._connectionClosed:
-                self.protocol.transport.abortConnection()
+                self.control.transport.abortConnection()
             return
         self._ended = True
         if self._idleCall is not None:
@@ -651,12 +493,11 @@ class UDPAssociation:
             deciding.cancel()
         self._deciding.clear()
         self._queued.clear()
-        record = self.protocol.record
-        if record is not None:
-            record.bytes_out, record.bytes_in = self.bytesOut, self.bytesIn
-            record.datagrams_out, record.datagrams_in = self.datagramsOut, self.datagramsIn
-            record.datagrams_denied, record.datagrams_dropped = self.denied, self.dropped
-        self.protocol.finishSession("closed", 0, why)
+        record = self.control.record
+        record.bytes_out, record.bytes_in = self.bytesOut, self.bytesIn
+        record.datagrams_out, record.datagrams_in = self.datagramsOut, self.datagramsIn
+        record.datagrams_denied, record.datagrams_dropped = self.denied, self.dropped
+        self.control.finish(Outcome.CLOSED, 0, why)
         # A socket the reactor has closed already (at shutdown it closes
         # every socket, in no order we choose) has no transport left.
         stopping = [
@@ -666,7 +507,7 @@ class UDPAssociation:
         ]
         DeferredList(stopping, consumeErrors=True).addCallback(self._socketsClosed)
         if not self._connectionClosed:
-            transport = self.protocol.transport
+            transport = self.control.transport
             if abort:
                 transport.abortConnection()
             else:
@@ -682,4 +523,4 @@ class UDPAssociation:
         self._released = True
         if self.onReleased is not None:
             self.onReleased()
-        self.protocol.sessionClosed()
+        self.control.released()

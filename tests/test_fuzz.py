@@ -25,7 +25,6 @@ from twisted.python.failure import Failure
 
 from socksgate.config import AuthConfig, ServerConfig, makeChecker, parseConfig
 from socksgate.testing import StaticResolver, startEchoServer, startGateway
-from socksgate.udprelay import _openAssociations
 
 from .helpers import LoopbackTestCase, connectRaw, socks5Connect
 from .test_teardown import collectFailures, waitUntilEmpty
@@ -234,7 +233,7 @@ class LiveFuzzTests(LoopbackTestCase):
             done += len(batch)
 
         await waitUntilEmpty(self, gateway)
-        self.assertEqual(dict(_openAssociations.get(gateway.sessions, {})), {})
+        self.assertEqual(dict(gateway.sessions.associations), {})
         client = await connectRaw(gateway.port)
         client.transport.write(socks5Connect(b"\x7f\x00\x00\x01", echo.port, 1))
         reply = await client.receive(12)

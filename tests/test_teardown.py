@@ -24,7 +24,6 @@ from zope.interface import implementer
 from socksgate.interfaces import IAccessPolicy
 from socksgate.policy import PERMIT, AccessRequest, Decision
 from socksgate.testing import RunningGateway, startGateway
-from socksgate.udprelay import _openAssociations
 
 from .helpers import (
     LoopbackTestCase,
@@ -126,7 +125,7 @@ class ResetStressTests(LoopbackTestCase):
                 if ok:
                     reset(peer)
         await waitUntilEmpty(self, gateway)
-        self.assertEqual(dict(_openAssociations.get(gateway.sessions, {})), {})
+        self.assertEqual(dict(gateway.sessions.associations), {})
         self.assertEqual(failures, [])
 
 
@@ -273,7 +272,7 @@ class SessionStatesTests(LoopbackTestCase):
             close(protocol)
         await DeferredList([client.closed for client in opened["clients"]])
         await waitUntilEmpty(self, gateway)
-        self.assertEqual(dict(_openAssociations.get(gateway.sessions, {})), {})
+        self.assertEqual(dict(gateway.sessions.associations), {})
         self.assertEqual(failures, [])
 
     async def test_abortEveryState(self) -> None:
@@ -307,5 +306,5 @@ class SessionStatesTests(LoopbackTestCase):
             reset(client)
         await DeferredList([client.closed for client in opened["clients"]])
         await waitUntilEmpty(self, gateway)
-        self.assertEqual(dict(_openAssociations.get(gateway.sessions, {})), {})
+        self.assertEqual(dict(gateway.sessions.associations), {})
         self.assertEqual(failures, [])

@@ -30,9 +30,9 @@ from twisted.internet.task import Clock
 from zope.interface import implementer
 
 from socksgate.config import ServerConfig, parseConfig
-from socksgate.server import SOCKSServerFactory
+from socksgate.server import MAX_ASSOCIATIONS_PER_CLIENT, SOCKSServerFactory
 from socksgate.testing import RunningGateway, StaticResolver, startGateway
-from socksgate.udprelay import DECISION_CACHE_SECONDS, MAX_ASSOCIATIONS_PER_CLIENT, QUEUED_PER_DESTINATION
+from socksgate.udprelay import DECISION_CACHE_SECONDS, QUEUED_PER_DESTINATION
 
 from .helpers import LoopbackTestCase, RawClient, collectSessions
 

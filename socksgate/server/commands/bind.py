@@ -31,21 +31,38 @@ from twisted.internet.interfaces import IDelayedCall, IListeningPort
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
-from .outbound import RequestRefused, decideOne, permittedAddresses, refusalForFailure
-from .policy import AccessRequest, Decision, IPAddress, unmapped
-from .relay import DestinationProtocol, Relay
-from .server import EARLY_DATA_LIMIT, SOCKSServerProtocol, formatHostPort
-from .wire import ReplyCode, SOCKS4Request, SOCKS5Request
+from ...addresses import IPAddress, formatHostPort, hostAddress
+from ...interfaces import IClientConnection, ICommand, ISession
+from ...outbound import decideOne, permittedAddresses, refusalForFailure
+from ...policy import AccessRequest, Decision
+from ...relay import DestinationProtocol, Relay
+from ...vocabulary import Outcome, RequestRefused
+from ...wire import ReplyCode, SOCKS4Request, SOCKS5Request
+from ..client import EARLY_DATA_LIMIT
+
+__all__ = ["BIND", "BindCommand", "BindSession"]
 
 log = Logger()
 
 
-def startBind(accessRequest: AccessRequest, protocol: SOCKSServerProtocol, request: Any) -> None:
+@implementer(ICommand)
+class BindCommand:
     """
-    Carry out a checked BIND request; see the module docstring.
+    Carries out BIND requests.
     """
-    BindSession(protocol, accessRequest, request).start()
+
+    def start(self, client: IClientConnection, request: AccessRequest, message: Any) -> None:
+        """
+        Start a L{BindSession}; see the module docstring and
+        L{ICommand.start}.
+        """
+        BindSession(client, request, message).start()
+
+
+#: The BIND command.
+BIND = BindCommand()
 
 
 class _PeerFactory(Factory):
@@ -65,18 +82,21 @@ class _PeerFactory(Factory):
         return protocol
 
 
+@implementer(ISession)
 class BindSession:
     """
     One BIND request, from the first reply until the relay takes over.
 
-    While it waits it receives the client connection's events (see
-    L{SOCKSServerProtocol.attachSession}): bytes the client sends early are
-    kept (the client is no longer read past L{EARLY_DATA_LIMIT}) and
-    relayed once the peer is accepted.
+    While it waits it is the session of the client connection (an
+    L{ISession}): bytes the client sends early are kept (the client is no
+    longer read past L{EARLY_DATA_LIMIT}) and relayed once the peer is
+    accepted.
     """
 
-    def __init__(self, protocol: SOCKSServerProtocol, accessRequest: AccessRequest, request: Any) -> None:
-        self.protocol = protocol
+    bytesOut = bytesIn = 0
+
+    def __init__(self, client: IClientConnection, accessRequest: AccessRequest, request: Any) -> None:
+        self.client = client
         self.accessRequest = accessRequest
         self.request: SOCKS4Request | SOCKS5Request = request
         self.relay: Relay | None = None
@@ -95,12 +115,12 @@ class BindSession:
         """
         Decide, listen and send the first reply.
         """
-        self.protocol.attachSession(self)
+        self.client.attach(self)
         self._starting = Deferred.fromCoroutine(self._begin())
         self._starting.addErrback(self._startFailed)
 
     async def _begin(self) -> None:
-        protocol, factory = self.protocol, self.protocol.factory
+        client, factory = self.client, self.client.gateway
         host = self.request.host
         address = host if not isinstance(host, str) else None
         if address is not None and address.is_unspecified:
@@ -108,10 +128,12 @@ class BindSession:
                 factory.policy.decide, replace(self.accessRequest, destinationAddress=address)
             )
             if not decision.permitted:
-                raise RequestRefused(ReplyCode.NOT_ALLOWED, "denied", decision.message or "denied", decision)
+                raise RequestRefused(
+                    ReplyCode.NOT_ALLOWED, Outcome.DENIED, decision.message or "denied", decision
+                )
         else:
             addresses, decision = await permittedAddresses(
-                factory.reactor, factory.resolverFor(protocol.client), factory.policy.decide,
+                factory.reactor, factory.resolverFor(client.client), factory.policy.decide,
                 self.accessRequest, host, factory.config.connectTimeout,
             )  # fmt: skip
             self._expected = set(addresses)
@@ -123,19 +145,20 @@ class BindSession:
         except CannotListenError as problem:
             raise RequestRefused(ReplyCode.GENERAL_FAILURE, "failed", f"cannot listen: {problem}") from None
         port = self._listening.getHost().port
-        record = protocol.record
-        assert record is not None
+        record = client.record
         record.rule, record.message = decision.rule, decision.message
         record.bind = formatHostPort(announce, port)
-        protocol.transport.write(protocol.codec.reply(ReplyCode.SUCCEEDED, announce, port))
+        client.reply(ReplyCode.SUCCEEDED, announce, port)
         self._timer = factory.reactor.callLater(factory.config.bindTimeout, self._timedOut)
 
     def _addresses(self) -> tuple[IPAddress, str]:
         """
         The address to announce in the first reply, and the one to listen on.
         """
-        config, factory = self.protocol.factory.config, self.protocol.factory
-        local = ip_address(self.protocol.transport.getHost().host.split("%")[0])
+        factory = self.client.gateway
+        config = factory.config
+        local = hostAddress(self.client.transport.getHost())
+        assert local is not None
         listenOn = factory.bindHost if factory.bindHost is not None else local
         announce = ip_address(config.advertise) if config.advertise else listenOn
         return announce, str(listenOn)
@@ -144,8 +167,7 @@ class BindSession:
         if self._over or failure.check(CancelledError):
             return
         self._over = True
-        self.protocol.session = None
-        self.protocol.refuseRequest(refusalForFailure(failure))
+        self.client.refuse(refusalForFailure(failure))
 
     def peerArrived(self, peer: DestinationProtocol) -> None:
         """
@@ -157,14 +179,15 @@ class BindSession:
             transport.abortConnection()
             return
         where = transport.getPeer()
-        address = unmapped(ip_address(where.host.split("%")[0]))
+        address = hostAddress(where)
+        assert address is not None
         if self._expected is not None and address not in self._expected:
             self._refusePeer(peer, f"{formatHostPort(address, where.port)} is not the expected host")
             return
         checked = replace(
             self.accessRequest, destinationName=None, destinationAddress=address, port=where.port
         )
-        deciding = Deferred.fromCoroutine(decideOne(self.protocol.factory.policy.decide, checked))
+        deciding = Deferred.fromCoroutine(decideOne(self.client.gateway.policy.decide, checked))
         deciding.addCallback(self._peerDecided, peer, address, where.port)
         deciding.addErrback(
             lambda failure: self._refusePeer(peer, f"the access policy failed: {failure.value}")
@@ -181,7 +204,7 @@ class BindSession:
             self._accept(peer, address, port)
 
     def _refusePeer(self, peer: DestinationProtocol, why: str) -> None:
-        record = self.protocol.record
+        record = self.client.record
         log.warn(
             "BIND session {session}: refused a connection: {why}",
             session=record.session if record else None,
@@ -190,33 +213,32 @@ class BindSession:
         peer.transport.abortConnection()
 
     def _accept(self, peer: DestinationProtocol, address: IPAddress, port: int) -> None:
-        protocol = self.protocol
-        record = protocol.record
-        assert record is not None
+        client = self.client
+        record = client.record
         self._cancelTimer()
         self._stopListening()
-        protocol.transport.write(protocol.codec.reply(ReplyCode.SUCCEEDED, address, port))
+        record.reply = client.reply(ReplyCode.SUCCEEDED, address, port)
         record.peer = record.remote = formatHostPort(address, port)
-        record.reply = 0 if protocol.codec.version == 5 else 90
+        gateway = client.gateway
         self.relay = relay = Relay(
-            protocol.transport, peer.transport, self._relayEnded, protocol.factory.reactor,
-            protocol.factory.config.idleTimeout, self._relayClosed,
+            client.transport, peer.transport, self._relayEnded, gateway.reactor,
+            gateway.config.idleTimeout, self._relayClosed,
         )  # fmt: skip
         peer.relay = relay
-        protocol.attachSession(relay)
-        early = protocol.codec.takeTrailingData() + bytes(self._early)
+        client.attach(relay)
+        early = client.takeEarlyData() + bytes(self._early)
         self._early.clear()
         relay.start(early, self._clientFinished)
 
     def _relayEnded(self, why: str) -> None:
-        record, relay = self.protocol.record, self.relay
-        assert record is not None and relay is not None
+        record, relay = self.client.record, self.relay
+        assert relay is not None
         record.bytes_out, record.bytes_in = relay.bytesOut, relay.bytesIn
-        self.protocol.finishSession("closed", record.reply, "")
+        self.client.finish(Outcome.CLOSED, record.reply, "")
 
     def _relayClosed(self) -> None:
         self._released = True
-        self.protocol.sessionClosed()
+        self.client.released()
 
     def _timedOut(self) -> None:
         self._timer = None
@@ -224,9 +246,8 @@ class BindSession:
             return
         self._over = True
         self._stopListening()
-        seconds = self.protocol.factory.config.bindTimeout
-        self.protocol.session = None
-        self.protocol.refuseRequest(
+        seconds = self.client.gateway.config.bindTimeout
+        self.client.refuse(
             RequestRefused(
                 ReplyCode.TTL_EXPIRED, "timeout", f"no connection within bind-timeout ({seconds:g} s)"
             )
@@ -240,7 +261,7 @@ class BindSession:
         """
         self._early += data
         if len(self._early) > EARLY_DATA_LIMIT:
-            self.protocol.transport.pauseProducing()
+            self.client.transport.pauseProducing()
 
     def clientFinished(self) -> None:
         """
@@ -249,7 +270,7 @@ class BindSession:
         the wait ends.
         """
         self._clientFinished = True
-        self.protocol.transport.loseConnection()
+        self.client.transport.loseConnection()
         self._end("client closed before a peer connected")
 
     def clientLost(self, reason: Any) -> None:
@@ -263,7 +284,7 @@ class BindSession:
         """
         Drop the client connection and stop waiting.
         """
-        self.protocol.transport.abortConnection()
+        self.client.transport.abortConnection()
         self._end("aborted")
 
     def close(self, why: str) -> None:
@@ -272,7 +293,7 @@ class BindSession:
         port and the client connection are closed, as L{Relay.close} closes
         a relayed session's.
         """
-        self.protocol.transport.loseConnection()
+        self.client.transport.loseConnection()
         self._end(why)
 
     def _end(self, why: str) -> None:
@@ -280,7 +301,7 @@ class BindSession:
             self._over = True
             if self._starting is not None:
                 self._starting.cancel()
-            self.protocol.finishSession("failed", None, why)
+            self.client.finish(Outcome.FAILED, None, why)
         self._cancelTimer()
         self._stopListening()
         self._closedIfAllClosed()
@@ -306,4 +327,4 @@ class BindSession:
     def _closedIfAllClosed(self) -> None:
         if self._portClosed and self._clientGone and self.relay is None and not self._released:
             self._released = True
-            self.protocol.sessionClosed()
+            self.client.released()

@@ -1,0 +1,74 @@
+"""
+CONNECT: decide, resolve and connect (L{socksgate.outbound}), answer with
+the outgoing connection's local address, and relay.
+"""
+
+from __future__ import annotations
+
+from ipaddress import ip_address
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from zope.interface import implementer
+
+from ...addresses import formatHostPort, withoutScope
+from ...interfaces import IClientConnection, ICommand
+from ...outbound import openConnection
+from ...policy import AccessRequest, Decision
+from ...relay import DestinationProtocol, Relay
+from ...vocabulary import Outcome
+from ...wire import ReplyCode
+
+__all__ = ["CONNECT", "ConnectCommand"]
+
+
+@implementer(ICommand)
+class ConnectCommand:
+    """
+    Carries out CONNECT requests.
+    """
+
+    def start(self, client: IClientConnection, request: AccessRequest, message: Any) -> Deferred[None]:
+        """
+        Connect to the destination the policy permits, then relay; see
+        L{ICommand.start}.
+        """
+        gateway = client.gateway
+        connecting = openConnection(
+            gateway.reactor,
+            gateway.resolverFor(client.client),
+            gateway.policy.decide,
+            request,
+            message.host,
+            gateway.config.connectTimeout,
+            gateway.bindHost,
+        )
+        return connecting.addCallback(self._connected, client)
+
+    def _connected(self, result: tuple[DestinationProtocol, Decision], client: IClientConnection) -> None:
+        destination, decision = result
+        transport = destination.transport
+        if client.gone:
+            transport.loseConnection()
+            return
+        record = client.record
+        local, remote = transport.getHost(), transport.getPeer()
+        record.rule, record.message = decision.rule, decision.message
+        record.remote = formatHostPort(remote.host, remote.port)
+        record.reply = client.reply(ReplyCode.SUCCEEDED, ip_address(withoutScope(local.host)), local.port)
+
+        def ended(why: str) -> None:
+            record.bytes_out, record.bytes_in = relay.bytesOut, relay.bytesIn
+            client.finish(Outcome.CLOSED, record.reply, "")
+
+        gateway = client.gateway
+        relay = Relay(
+            client.transport, transport, ended, gateway.reactor, gateway.config.idleTimeout, client.released
+        )
+        destination.relay = relay
+        client.attach(relay)
+        relay.start(client.takeEarlyData())
+
+
+#: The CONNECT command.
+CONNECT = ConnectCommand()
