@@ -19,7 +19,10 @@ from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from .interfaces import ISession
 
+
+@implementer(ISession)
 class Relay:
     """
     Joins the client's connection to the destination's.

@@ -68,6 +68,7 @@ from zope.interface import implementer
 
 from .addresses import LOOPBACK_HOSTS, UNSPECIFIED_HOSTS, IPAddress, addressText, unmapped, withoutScope
 from .interfaces import IAccessPolicy, IClientConnection, ISession
+from .latch import AllClosed
 from .outbound import permittedAddresses, refusalForFailure
 from .policy import AccessRequest
 from .vocabulary import Outcome
@@ -196,9 +197,8 @@ class UDPAssociation:
         self._idleCall: IDelayedCall | None = None
         self._lastActivity = 0.0
         self._ended = False
-        self._portsClosed = False
         self._connectionClosed = False
-        self._released = False
+        self._closing = AllClosed(self._released, "sockets", "control")
 
     def listen(self, interface: str) -> tuple[IPAddress, int]:
         """
@@ -243,7 +243,7 @@ class UDPAssociation:
         """
         self._connectionClosed = True
         self.close("client closed")
-        self._checkClosed()
+        self._closing.closed("control")
 
     def abort(self) -> None:
         """
@@ -514,13 +514,9 @@ class UDPAssociation:
                 transport.loseConnection()
 
     def _socketsClosed(self, result: object) -> None:
-        self._portsClosed = True
-        self._checkClosed()
+        self._closing.closed("sockets")
 
-    def _checkClosed(self) -> None:
-        if self._released or not (self._portsClosed and self._connectionClosed):
-            return
-        self._released = True
+    def _released(self) -> None:
         if self.onReleased is not None:
             self.onReleased()
         self.control.released()

@@ -61,13 +61,12 @@ class ClientConnection:
         return self._protocol.client
 
     @property
-    def version(self) -> int:
+    def version(self) -> int | None:
         """
-        The SOCKS version of the request, 4 or 5.
+        The SOCKS version of the request, 4 or 5 (L{None} before the first
+        byte).
         """
-        version = self._protocol.codec.version
-        assert version is not None
-        return version
+        return self._protocol.codec.version
 
     @property
     def gateway(self) -> Any:

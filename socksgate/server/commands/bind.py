@@ -35,6 +35,7 @@ from zope.interface import implementer
 
 from ...addresses import IPAddress, formatHostPort, hostAddress
 from ...interfaces import IClientConnection, ICommand, ISession
+from ...latch import AllClosed
 from ...outbound import decideOne, permittedAddresses, refusalForFailure
 from ...policy import AccessRequest, Decision
 from ...relay import DestinationProtocol, Relay
@@ -107,9 +108,9 @@ class BindSession:
         self._early = bytearray()
         self._clientFinished = False
         self._over = False
-        self._clientGone = False
-        self._portClosed = True
-        self._released = False
+        # Released once the client connection and the listening port (and,
+        # after a peer is accepted, the relay instead of the client) close.
+        self._closing = AllClosed(client.released, "client")
 
     def start(self) -> None:
         """
@@ -141,9 +142,11 @@ class BindSession:
         announce, listenOn = self._addresses()
         try:
             self._listening = factory.reactor.listenTCP(0, _PeerFactory(self), interface=listenOn)
-            self._portClosed = False
+            self._closing.add("port")
         except CannotListenError as problem:
-            raise RequestRefused(ReplyCode.GENERAL_FAILURE, "failed", f"cannot listen: {problem}") from None
+            raise RequestRefused(
+                ReplyCode.GENERAL_FAILURE, Outcome.FAILED, f"cannot listen: {problem}"
+            ) from None
         port = self._listening.getHost().port
         record = client.record
         record.rule, record.message = decision.rule, decision.message
@@ -216,6 +219,9 @@ class BindSession:
         client = self.client
         record = client.record
         self._cancelTimer()
+        # The relay has the client connection now: it is released with it.
+        self._closing.add("relay")
+        self._closing.closed("client")
         self._stopListening()
         record.reply = client.reply(ReplyCode.SUCCEEDED, address, port)
         record.peer = record.remote = formatHostPort(address, port)
@@ -237,8 +243,7 @@ class BindSession:
         self.client.finish(Outcome.CLOSED, record.reply, "")
 
     def _relayClosed(self) -> None:
-        self._released = True
-        self.client.released()
+        self._closing.closed("relay")
 
     def _timedOut(self) -> None:
         self._timer = None
@@ -277,7 +282,7 @@ class BindSession:
         """
         The client went away while waiting: stop everything.
         """
-        self._clientGone = True
+        self._closing.closed("client")
         self._end("client closed before a peer connected")
 
     def abort(self) -> None:
@@ -304,7 +309,6 @@ class BindSession:
             self.client.finish(Outcome.FAILED, None, why)
         self._cancelTimer()
         self._stopListening()
-        self._closedIfAllClosed()
 
     def _cancelTimer(self) -> None:
         if self._timer is not None:
@@ -317,14 +321,8 @@ class BindSession:
             return
 
         def stopped(result: object) -> None:
-            self._portClosed = True
-            self._closedIfAllClosed()
+            self._closing.closed("port")
 
         # A port the reactor has closed already (at shutdown it closes
         # every socket, in no order we choose) answers None, not a Deferred.
         maybeDeferred(listening.stopListening).addBoth(stopped)
-
-    def _closedIfAllClosed(self) -> None:
-        if self._portClosed and self._clientGone and self.relay is None and not self._released:
-            self._released = True
-            self.client.released()
