@@ -25,6 +25,7 @@ from ._tablecheck import (
 from .policy import LoopbackOnlyPolicy
 from .rules import Rule, RulePolicy
 from .ruletables import Expectation, checkExpectations, parseExpectation, parseRule
+from .vocabulary import Command, Version
 
 __all__ = [
     "AuthConfig",
@@ -42,8 +43,9 @@ __all__ = [
 #: The listener used when neither the command line nor the file names one.
 DEFAULT_LISTEN = "tcp:1080:interface=127.0.0.1"
 
-VERSIONS = ("4", "4a", "5")
-COMMANDS = ("connect", "bind", "udp")
+#: The versions and commands C{[server]} may serve (all of them by default).
+VERSIONS = tuple(Version)
+COMMANDS = tuple(Command)
 
 #: Tables that SPEC defines and that this version does not read yet.  A
 #: file that has them is refused rather than half applied.

@@ -25,8 +25,8 @@ from twisted.internet._resolver import GAIResolver
 from twisted.internet.interfaces import IHostnameResolver, IHostResolution, IResolutionReceiver
 from zope.interface import implementer
 
-from .outbound import RequestRefused
 from .threads import ownThreadPool
+from .vocabulary import Outcome, RequestRefused
 from .wire import ReplyCode
 
 __all__ = ["LOOKUPS_PER_CLIENT", "NAME_THREADS", "LookupLimit", "TooManyLookups", "gatewayResolver"]
@@ -78,7 +78,7 @@ class TooManyLookups(RequestRefused):
 
     def __init__(self, client: Any, limit: int) -> None:
         super().__init__(
-            ReplyCode.GENERAL_FAILURE, "failed", f"{limit} name lookups already under way for {client}"
+            ReplyCode.GENERAL_FAILURE, Outcome.FAILED, f"{limit} name lookups already under way for {client}"
         )
 
 

@@ -10,6 +10,7 @@ from zope.interface import implementer
 
 from .addresses import IPAddress, isLoopback, reachedAddress, unmapped
 from .interfaces import IAccessPolicy
+from .vocabulary import Version
 
 __all__ = [
     "DENY",
@@ -115,7 +116,7 @@ class LoopbackOnlyPolicy:
         Permit loopback clients, deny the rest (and SOCKS4 and 4a when
         passwords are required).
         """
-        if self.passwordsRequired and request.version != "5":
+        if self.passwordsRequired and request.version != Version.SOCKS5:
             return withoutPassword(request.version)
         if isLoopback(request.client):
             return Decision(PERMIT, message="loopback client")

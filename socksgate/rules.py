@@ -24,11 +24,14 @@ from zope.interface import implementer
 
 from .interfaces import IAccessPolicy
 from .policy import DENY, PERMIT, AccessRequest, Decision, IPAddress, withoutPassword
+from .vocabulary import Command, Version
 
 IPNetwork = Union[IPv4Network, IPv6Network]
 
-ALL_VERSIONS = ("4", "4a", "5")
-ALL_COMMANDS = ("connect", "bind", "udp")
+#: Every version and every command, in the vocabulary's order (kept for
+#: the importers of these names).
+ALL_VERSIONS = tuple(Version)
+ALL_COMMANDS = tuple(Command)
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ def anyPort(request: AccessRequest) -> bool:
     destinations are decided one by one).  A CONNECT to port 0 is decided
     as port 0.
     """
-    return request.port == 0 and request.command != "connect"
+    return request.port == 0 and request.command != Command.CONNECT
 
 
 #: How a rule's destination relates to a request: it matches, it does
@@ -230,7 +233,7 @@ class RulePolicy:
         self.passwordsRequired = passwordsRequired
         self._byKind: dict[tuple[str, str], tuple[Rule, ...] | _ClientIndex] = {}
         for version in ALL_VERSIONS:
-            guarded = passwordsRequired and version != "5"
+            guarded = passwordsRequired and version != Version.SOCKS5
             for command in ALL_COMMANDS:
                 applicable = tuple(
                     rule
@@ -285,7 +288,7 @@ class RulePolicy:
             if rule.action == PERMIT and mayDeny:
                 return _depends(rule, request), True
             return rule.decision(), False
-        if self.passwordsRequired and request.version != "5":
+        if self.passwordsRequired and request.version != Version.SOCKS5:
             return withoutPassword(request.version), False
         return (_NO_RULE_FOR_ANY_ADDRESS if mayDeny else _NO_RULE), False
 

@@ -13,7 +13,8 @@ from typing import Any
 from ._tablecheck import ConfigError, TableChecker, ipAddressProblem
 from .hostnames import InvalidHostname, normalHostname
 from .policy import PERMIT, AccessRequest, Decision, IPAddress, reachedAddress
-from .rules import ALL_COMMANDS, ALL_VERSIONS, DestinationPatterns, Rule, RulePolicy
+from .rules import DestinationPatterns, Rule, RulePolicy
+from .vocabulary import Command, Version
 
 _ACTIONS = ("permit", "deny")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*$")
@@ -48,8 +49,8 @@ def parseRule(checker: TableChecker, index: int) -> Rule:
         listeners=frozenset(listeners) if listeners else None,
         destinations=_destinations(checker),
         ports=_optional(checker, "ports", _portRange),
-        commands=_frozen(checker.strings("commands", None, ALL_COMMANDS)),
-        versions=_frozen(checker.strings("versions", None, ALL_VERSIONS)),
+        commands=_frozen(checker.strings("commands", None, tuple(Command))),
+        versions=_frozen(checker.strings("versions", None, tuple(Version))),
         users=_frozen(checker.strings("users", None)),
         via=via,
         message=message,
@@ -190,7 +191,7 @@ def parseExpectation(checker: TableChecker, index: int, defaultListener: str) ->
         raise checker.error("destination", str(problem)) from None
     address = checker.get("address", str, None, ipAddressProblem)
     user = checker.get("user", str, None, lambda value: None)
-    version = checker.get("version", str, "5", lambda value: _oneOf(value, ALL_VERSIONS))
+    version = checker.get("version", str, Version.SOCKS5, lambda value: _oneOf(value, tuple(Version)))
     if isinstance(host, str):
         name, resolved = host, reachedAddress(ip_address(address)) if address else None
     else:
@@ -202,12 +203,12 @@ def parseExpectation(checker: TableChecker, index: int, defaultListener: str) ->
         clientPort=0,
         listener=checker.get("listener", str, defaultListener, lambda value: None),
         version=version,
-        command=checker.get("command", str, "connect", lambda value: _oneOf(value, ALL_COMMANDS)),
+        command=checker.get("command", str, Command.CONNECT, lambda value: _oneOf(value, tuple(Command))),
         destinationName=name,
         destinationAddress=resolved,
         port=port,
         user=user,
-        auth="userpass" if user and version == "5" else "none",
+        auth="userpass" if user and version == Version.SOCKS5 else "none",
     )
     return Expectation(
         index=index,

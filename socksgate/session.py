@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, fields
+from enum import StrEnum
 
 from twisted.logger import Logger
 
@@ -34,6 +35,8 @@ class SessionRecord:
     C{time} is when the request arrived (ISO 8601, UTC); C{started} is the
     same instant in the reactor's clock, used for C{duration}.  The BIND
     and UDP fields appear in the record only when they are set.
+    C{version}, C{command} and C{outcome} take the members of
+    L{socksgate.vocabulary} (or their strings).
     """
 
     session: str
@@ -72,14 +75,23 @@ class SessionRecord:
 
     def asDict(self) -> dict[str, object]:
         """
-        The record as the session log writes it.
+        The record as the session log writes it: the vocabulary's members
+        as the plain strings they stand for, so that every observer sees
+        the same record whichever was set.
         """
-        record = {name: getattr(self, name) for name in _LOGGED_FIELDS}
+        record = {name: _plain(getattr(self, name)) for name in _LOGGED_FIELDS}
         for name in _COMMAND_FIELDS:
             value = getattr(self, name)
             if value is not None:
                 record[name] = value
         return record
+
+
+def _plain(value: object) -> object:
+    """
+    C{value}, or the string a vocabulary member stands for.
+    """
+    return str(value) if isinstance(value, StrEnum) else value
 
 
 #: Fields that only BIND or UDP sessions have: left out of other records.

@@ -147,6 +147,22 @@ class CheckTests(LoopbackTestCase):
         self.assertIn("is not HOST:PORT", err)
         self.assertNotIn("Traceback", err)
 
+    async def test_unknownCommandOrVersion(self) -> None:
+        """
+        An unknown C{--command} or C{--version} is refused (exit 2), the
+        choices named as the strings a rule writes.
+        """
+        path = self.writeConfig(GOOD)
+        out, err, code = await self.check("-c", path, "--command", "ping")
+        self.assertEqual(code, 2)
+        self.assertIn(
+            "argument --command: invalid choice: 'ping' (choose from 'connect', 'bind', 'udp')", err
+        )
+        out, err, code = await self.check("-c", path, "--version", "6")
+        self.assertEqual(code, 2)
+        self.assertIn("argument --version: invalid choice: '6' (choose from '4', '4a', '5')", err)
+        self.assertIn("[--command {connect,bind,udp}]", err)
+
 
 SPELLINGS = """\
 [[rule]]

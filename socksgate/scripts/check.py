@@ -19,8 +19,9 @@ from typing import TextIO
 
 from ..config import ConfigError, loadConfig
 from ..policy import PERMIT, AccessRequest, reachedAddress
-from ..rules import ALL_COMMANDS, ALL_VERSIONS, RulePolicy
+from ..rules import RulePolicy
 from ..ruletables import Expectation, decideExpectation, describeDecision, splitHostPort
+from ..vocabulary import Command, Version
 
 
 def addArguments(parser: argparse.ArgumentParser) -> None:
@@ -31,9 +32,12 @@ def addArguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--client", help="the client's IP address")
     parser.add_argument("--destination", help="HOST:PORT or [IPv6]:PORT")
     parser.add_argument("--address", help="the address a destination name resolves to")
-    parser.add_argument("--command", default="connect", choices=ALL_COMMANDS)
+    # The choices as plain strings: argparse names them with repr() when it
+    # refuses one.
+    commands, versions = [str(command) for command in Command], [str(version) for version in Version]
+    parser.add_argument("--command", default=str(Command.CONNECT), choices=commands)
     parser.add_argument("--user", help="the authenticated or claimed user")
-    parser.add_argument("--version", default="5", choices=ALL_VERSIONS, help="SOCKS version")
+    parser.add_argument("--version", default=str(Version.SOCKS5), choices=versions, help="SOCKS version")
     parser.add_argument("--listener", help="the listen description the request arrives on")
 
 
@@ -74,7 +78,7 @@ def run(arguments: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         destinationAddress=address if name else host,
         port=port,
         user=arguments.user,
-        auth="userpass" if arguments.user and arguments.version == "5" else "none",
+        auth="userpass" if arguments.user and arguments.version == Version.SOCKS5 else "none",
     )
     decision, depends = decideExpectation(policy, Expectation(0, None, request, PERMIT))
     if not depends:

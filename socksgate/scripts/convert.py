@@ -76,6 +76,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from typing import TextIO
 
+from ..vocabulary import Command, Version
+
 __all__ = ["SOCKD", "SOCKS5", "Conversion", "convertSockdConf", "convertSocks5Conf", "detectFormat", "run"]
 
 #: The name of the SOCKS4 format, as L{detectFormat} returns it.
@@ -426,7 +428,7 @@ def _sockdLine(output: _Output, number: int, line: str) -> None:
     if rest:
         parts.append(_Match({}, {}, f"extra field {' '.join(rest)!r} is ignored, as sockd ignored it"))
     if action == "permit":
-        parts.append(_exact(commands=["connect", "bind"]))
+        parts.append(_exact(commands=[Command.CONNECT, Command.BIND]))
     message = f"{SOCKD} line {number}"
     if command is not None and command.strip():
         notes.append(f"sockd ran this shell command, which socksgate never runs: {command.strip()}")
@@ -509,7 +511,7 @@ _AUTH_LINE = (
     " this version refuses [auth] tables: set it by hand once it accepts them"
 )
 
-_COMMANDS = (("c", "connect"), ("b", "bind"), ("u", "udp"))
+_COMMANDS = (("c", Command.CONNECT), ("b", Command.BIND), ("u", Command.UDP))
 
 
 def convertSocks5Conf(text: str) -> Conversion:
@@ -670,15 +672,15 @@ def _userMatch(methods: frozenset[str], shown: str, userList: str) -> _Match:
     split = f"auth methods {shown}: socksgate rules cannot tell username/password from GSS-API"
     if userList == "-":
         if authenticated == {"u", "k"}:
-            return _exact() if "n" in methods else _exact(users=["*"], versions=["5"])
+            return _exact() if "n" in methods else _exact(users=["*"], versions=[Version.SOCKS5])
         if not authenticated:
             return _exact(users=["-"])
         if "n" in methods:
             return _Match({}, {"users": ["-"]}, split)
-        return _Match({"users": ["*"], "versions": ["5"]}, None, split)
+        return _Match({"users": ["*"], "versions": [Version.SOCKS5]}, None, split)
     names = [name for name in userList.split(",") if name]
     if authenticated == {"u", "k"}:
-        return _exact(users=names, versions=None if "n" in methods else ["5"])
+        return _exact(users=names, versions=None if "n" in methods else [Version.SOCKS5])
     if not authenticated:
         return _Match(
             {"users": names}, None, "a user list with auth method n: anonymous clients have no name"

@@ -8,6 +8,8 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from ..vocabulary import Command, Outcome, Version
+
 __all__ = ["COMMANDS", "UNKNOWN", "VERSIONS", "SessionCounts", "count", "label"]
 
 #: The label value of a command or version a record does not have (a
@@ -15,8 +17,8 @@ __all__ = ["COMMANDS", "UNKNOWN", "VERSIONS", "SessionCounts", "count", "label"]
 UNKNOWN = "unknown"
 
 #: Commands and versions in the order the page lists them; SOCKS4 has no UDP.
-COMMANDS = ("connect", "bind", "udp")
-VERSIONS = ("4", "4a", "5")
+COMMANDS = tuple(Command)
+VERSIONS = tuple(Version)
 
 
 def label(value: object) -> str:
@@ -62,7 +64,7 @@ class SessionCounts:
         self.sessions[label(record.get("command")), label(record.get("version")), outcome] += 1
         self.bytesOut += count(record.get("bytes_out"))
         self.bytesIn += count(record.get("bytes_in"))
-        if outcome == "denied":
+        if outcome == Outcome.DENIED:
             self.denials += 1
         rule = record.get("rule")
         if isinstance(rule, int) and not isinstance(rule, bool):

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from ..vocabulary import Command, Version
 from ._counts import COMMANDS, VERSIONS, label
 from ._snapshot import Snapshot
 
@@ -19,7 +20,10 @@ __all__ = ["metricFamilies"]
 #: The C{(command, version)} series of C{socksgate_sessions_open}, always
 #: present (at 0 when nothing is open); SOCKS4 has no UDP.
 _OPEN_SERIES = tuple(
-    (command, version) for command in COMMANDS for version in VERSIONS if command != "udp" or version == "5"
+    (command, version)
+    for command in COMMANDS
+    for version in VERSIONS
+    if command != Command.UDP or version == Version.SOCKS5
 )
 
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from ...vocabulary import Outcome
 from ._limits import CATEGORY_CAPACITY, MAX_KEY
 
 __all__ = ["OUTCOMES", "REPLY_MEANINGS"]
 
-OUTCOMES = ("closed", "denied", "failed", "error", "timeout")
+#: The outcomes of the session log; a record with another is counted as
+#: C{other}.
+OUTCOMES = tuple(Outcome)
 
 
 #: What reply codes mean: SOCKS5 REP (and method selection 0xFF), SOCKS4 CD.

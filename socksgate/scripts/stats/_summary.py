@@ -9,6 +9,7 @@ import gzip
 from typing import IO, Any
 
 from ...timestamps import isoTime
+from ...vocabulary import Command, Outcome
 from ._fields import OUTCOMES, _bump, _hostOf, _meaning, _sortedCounts, _timestamp
 from ._limits import (
     CAPACITY,
@@ -128,8 +129,8 @@ class Summary:
         _bump(self.commands, command)
         _bump(self.versions, get("version"))
         _bump(self.auth, get("auth"))
-        if command == "udp" or datagrams != [None] * 4:
-            if command == "udp":
+        if command == Command.UDP or datagrams != [None] * 4:
+            if command == Command.UDP:
                 self.udpSessions += 1
             for name, value in zip(_DATAGRAM_FIELDS, datagrams, strict=True):
                 if value:
@@ -158,9 +159,9 @@ class Summary:
         else:
             self.noDestination += 1
 
-        if outcome == "denied":
+        if outcome == Outcome.DENIED:
             self.denials.add((rule, (get("message") or "")[:MAX_KEY]))
-        elif outcome != "closed":
+        elif outcome != Outcome.CLOSED:
             self.failures.add((outcome, reply))
 
         hour = int(timestamp // 3600)
@@ -171,9 +172,9 @@ class Summary:
                 return None
             bucket = self.hours[hour] = [0, 0, 0, 0, 0]
         bucket[0] += 1
-        if outcome == "closed":
+        if outcome == Outcome.CLOSED:
             bucket[1] += 1
-        elif outcome == "denied":
+        elif outcome == Outcome.DENIED:
             bucket[2] += 1
         bucket[3] += bytesOut
         bucket[4] += bytesIn
@@ -289,11 +290,11 @@ class Summary:
             },
             "sessions": {
                 "total": self.records,
-                "granted": outcomes.get("closed", 0),
-                "denied": outcomes.get("denied", 0),
-                "failed": outcomes.get("failed", 0),
-                "error": outcomes.get("error", 0),
-                "timeout": outcomes.get("timeout", 0),
+                "granted": outcomes.get(Outcome.CLOSED, 0),
+                "denied": outcomes.get(Outcome.DENIED, 0),
+                "failed": outcomes.get(Outcome.FAILED, 0),
+                "error": outcomes.get(Outcome.ERROR, 0),
+                "timeout": outcomes.get(Outcome.TIMEOUT, 0),
                 "other": outcomes.get("other", 0),
             },
             "bytes": {"out": self.bytesOut, "in": self.bytesIn},
