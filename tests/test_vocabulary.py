@@ -28,11 +28,6 @@ PACKAGE = os.path.dirname(os.path.abspath(socksgate.__file__))
 #: codec, which has its own enums of codes and imports nothing of ours.
 _OWNERS = ("vocabulary.py", "wire" + os.sep)
 
-#: Modules another change of the same restructuring moves to the
-#: vocabulary (C{server.py}'s C{IMPLEMENTED_COMMANDS}); remove each name
-#: once its module no longer spells a set.
-_PENDING = ("server.py",)
-
 
 def spellings(source: str) -> list[tuple[int, str]]:
     """
@@ -62,14 +57,14 @@ def spellings(source: str) -> list[tuple[int, str]]:
 def packageModules() -> list[str]:
     """
     The paths, relative to L{PACKAGE}, of the package's Python modules
-    other than the vocabulary's owners and L{_PENDING}.
+    other than the vocabulary's owners.
     """
     modules = []
     for directory, subdirectories, files in os.walk(PACKAGE):
         subdirectories[:] = sorted(name for name in subdirectories if name != "__pycache__")
         for name in sorted(files):
             relative = os.path.relpath(os.path.join(directory, name), PACKAGE)
-            if not name.endswith(".py") or relative.startswith(_OWNERS) or relative in _PENDING:
+            if not name.endswith(".py") or relative.startswith(_OWNERS):
                 continue
             modules.append(relative)
     return modules
@@ -229,11 +224,3 @@ class SpellingTests(SynchronousTestCase):
             with open(os.path.join(PACKAGE, relative), encoding="utf-8") as source:
                 found.extend(f"{relative}:{line}: {name}" for line, name in spellings(source.read()))
         self.assertEqual(found, [])
-
-    def test_pendingModulesExist(self) -> None:
-        """
-        Every module excused by L{_PENDING} is still there, so that an
-        exception cannot outlive a rename unnoticed.
-        """
-        for relative in _PENDING:
-            self.assertTrue(os.path.isfile(os.path.join(PACKAGE, relative)), relative)
