@@ -35,7 +35,9 @@ __all__ = [
     "Config",
     "ConfigError",
     "ServerConfig",
+    "describeCheckerProblem",
     "loadConfig",
+    "makeChecker",
     "parseConfig",
 ]
 

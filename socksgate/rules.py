@@ -25,6 +25,16 @@ from zope.interface import implementer
 from .interfaces import IAccessPolicy
 from .policy import DENY, PERMIT, AccessRequest, Decision, IPAddress, withoutPassword
 
+__all__ = [
+    "ALL_COMMANDS",
+    "ALL_VERSIONS",
+    "DestinationPatterns",
+    "IPNetwork",
+    "Rule",
+    "RulePolicy",
+    "anyPort",
+]
+
 IPNetwork = Union[IPv4Network, IPv6Network]
 
 ALL_VERSIONS = ("4", "4a", "5")

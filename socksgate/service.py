@@ -30,6 +30,13 @@ from .interfaces import IAccessPolicy
 from .server import SessionTable, SOCKSServerFactory
 from .status import StatusService
 
+__all__ = [
+    "CLOSE_TIMEOUT",
+    "GatewayService",
+    "buildService",
+    "listenerService",
+]
+
 #: Seconds a stopping gateway waits for the sessions it closed to end
 #: (their last bytes written, their records emitted) before it drops the
 #: connections that remain.
