@@ -24,6 +24,16 @@ from zope.interface import implementer
 from .interfaces import ISOCKSUser
 from .wire import Method
 
+__all__ = [
+    "METHOD_NUMBERS",
+    "LoginRefused",
+    "LoginThrottle",
+    "PasswordAuthenticator",
+    "SOCKSUser",
+    "selectMethod",
+    "throttledAs",
+]
+
 T = TypeVar("T")
 
 #: The SOCKS5 method number of each name in C{[auth] methods}.

@@ -36,7 +36,9 @@ __all__ = [
     "Config",
     "ConfigError",
     "ServerConfig",
+    "describeCheckerProblem",
     "loadConfig",
+    "makeChecker",
     "parseConfig",
 ]
 

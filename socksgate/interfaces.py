@@ -6,6 +6,11 @@ from __future__ import annotations
 
 from zope.interface import Attribute, Interface
 
+__all__ = [
+    "IAccessPolicy",
+    "ISOCKSUser",
+]
+
 
 class IAccessPolicy(Interface):
     """

@@ -15,6 +15,11 @@ from twisted.internet.address import IPv6Address as TwistedIPv6Address
 from twisted.internet.interfaces import IHostnameResolver, IResolutionReceiver
 from zope.interface import implementer
 
+__all__ = [
+    "Addresses",
+    "StaticResolver",
+]
+
 Addresses = Sequence["str | IPv4Address | IPv6Address"]
 
 

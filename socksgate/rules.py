@@ -26,6 +26,16 @@ from .interfaces import IAccessPolicy
 from .policy import DENY, PERMIT, AccessRequest, Decision, IPAddress, withoutPassword
 from .vocabulary import Command, Version
 
+__all__ = [
+    "ALL_COMMANDS",
+    "ALL_VERSIONS",
+    "DestinationPatterns",
+    "IPNetwork",
+    "Rule",
+    "RulePolicy",
+    "anyPort",
+]
+
 IPNetwork = Union[IPv4Network, IPv6Network]
 
 #: Every version and every command, in the vocabulary's order (kept for

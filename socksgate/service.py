@@ -21,12 +21,21 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from .accesslog import AccessLogService
 from .auth import LoginThrottle
 from .config import Config, ConfigError, loadConfig
 from .descriptors import guardAgainstDescriptorReuse
 from .haproxy import HEADER_PREFIX, ProxyHeaderFactory
 from .interfaces import IAccessPolicy
 from .server import SessionTable, SOCKSServerFactory
+from .status import StatusService
+
+__all__ = [
+    "CLOSE_TIMEOUT",
+    "GatewayService",
+    "buildService",
+    "listenerService",
+]
 
 #: Seconds a stopping gateway waits for the sessions it closed to end
 #: (their last bytes written, their records emitted) before it drops the
@@ -93,8 +102,6 @@ class GatewayService(MultiService):
         if config.log.access:
             # First: a bad path stops the start before any listener opens,
             # and the log is the last to stop, after every session.
-            from .accesslog import AccessLogService
-
             self._accessLog = AccessLogService(config.log, reactor)
             self._accessLog.setServiceParent(self)
         for description in config.server.listen:
@@ -111,8 +118,6 @@ class GatewayService(MultiService):
             self.factories[description] = factory
             listenerService(description, factory, reactor).setServiceParent(self)
         if config.log.status:
-            from .status import StatusService
-
             StatusService(config.log.status, self, reactor).setServiceParent(self)
 
     def startService(self) -> None:

@@ -17,6 +17,12 @@ from twisted.logger import Logger
 
 from .timestamps import isoNow
 
+__all__ = [
+    "SessionRecord",
+    "emitSession",
+    "newSessionID",
+]
+
 log = Logger(namespace="socksgate.session")
 
 

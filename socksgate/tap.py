@@ -8,6 +8,7 @@ from twisted.cred import strcred
 from twisted.cred.credentials import IUsernamePassword
 from twisted.python import usage
 
+from .accesslog import AccessLogError, checkAccessLog
 from .config import ConfigError, loadConfig, parseConfig
 from .service import GatewayService, buildService
 
@@ -71,8 +72,6 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             config = config.withListen(tuple(self["listen"]))
         config = config.withLog(access=self["access-log"], status=self["status"])
         if config.log.access:
-            from .accesslog import AccessLogError, checkAccessLog
-
             try:
                 checkAccessLog(config.log)
             except AccessLogError as error:

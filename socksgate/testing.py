@@ -27,7 +27,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from .config import AuthConfig, ServerConfig
+from .config import AuthConfig, Config, ServerConfig
 from .descriptors import guardAgainstDescriptorReuse
 from .interfaces import IAccessPolicy
 from .resolver import StaticResolver
@@ -85,7 +85,7 @@ class RunningGateway:
 def startGateway(
     testCase: Any,
     policy: IAccessPolicy | None = None,
-    config: ServerConfig | None = None,
+    config: Config | ServerConfig | None = None,
     resolver: IHostnameResolver | None = None,
     reactor: Any = None,
     interface: str = "127.0.0.1",
@@ -95,18 +95,29 @@ def startGateway(
     Start a gateway on an ephemeral port of C{interface}, stopped and with
     every session dropped when C{testCase} cleans up.
 
-    @param policy: the access policy; by default, loopback clients only.
-    @param config: the C{[server]} settings.
+    @param policy: the access policy; by default C{config}'s, and without
+        a L{Config}, loopback clients only.
+    @param config: the L{Config} that L{socksgate.service.buildService}
+        takes (from C{parseConfig} or C{loadConfig}): the gateway uses its
+        C{[server]} settings, its C{[auth]} settings and the policy of its
+        rules; its C{listen}, and its C{[log]} (access log, status page),
+        are not used.  A L{ServerConfig} (the C{[server]} settings alone)
+        is still accepted, for compatibility.
     @param auth: the C{[auth]} settings, for a gateway that asks for
-        passwords (C{AuthConfig(("userpass",), makeChecker("memory:u:p"))}).
+        passwords (C{AuthConfig(("userpass",), makeChecker("memory:u:p"))});
+        they win over C{config}'s.
     @param resolver: the resolver for destination names, so a test decides
         what resolves and to what (a L{StaticResolver}, say); the reactor's
         by default.
     """
     reactor = _reactorOf(reactor)
     guardAgainstDescriptorReuse(reactor)
+    server: ServerConfig | None = config.server if isinstance(config, Config) else config
+    if isinstance(config, Config):
+        policy = policy if policy is not None else config.policy
+        auth = auth if auth is not None else config.auth
     factory = SOCKSServerFactory(
-        reactor, config, policy, listener=f"tcp:0:interface={interface}", resolver=resolver, auth=auth
+        reactor, server, policy, listener=f"tcp:0:interface={interface}", resolver=resolver, auth=auth
     )
     listeningPort = reactor.listenTCP(0, factory, interface=interface)
 

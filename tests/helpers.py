@@ -235,19 +235,39 @@ def listeningPort(output: bytes) -> int:
 
 class CollectingProcess(ProcessProtocol):
     """
-    A child process whose output (stdout and stderr together) is collected.
+    A child process whose output is collected, the one process protocol of
+    these tests.
 
+    @ivar output: its standard output and standard error together, in the
+        order they came.
+    @ivar out: its standard output alone.
+    @ivar err: its standard error alone (where Chromium, say, chatters).
     @ivar ended: fires with C{(exitCode, signal)} when the process ends.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, input: bytes | None = None) -> None:
+        """
+        @param input: bytes to write to its standard input, which is then
+            closed; with L{None}, standard input stays open.
+        """
+        self.input = input
         self.output = b""
+        self.out = b""
+        self.err = b""
         self.ended: Deferred[tuple[int | None, int | None]] = Deferred()
+
+    def connectionMade(self) -> None:
+        if self.input is not None:
+            self.transport.write(self.input)
+            self.transport.closeStdin()
 
     def outReceived(self, data: bytes) -> None:
         self.output += data
+        self.out += data
 
-    errReceived = outReceived
+    def errReceived(self, data: bytes) -> None:
+        self.output += data
+        self.err += data
 
     def processEnded(self, reason: Failure) -> None:
         self.ended.callback((reason.value.exitCode, reason.value.signal))

@@ -16,14 +16,14 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.error import ConnectError
-from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
 from twisted.protocols import ident as twistedIdent
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, TestCase
 
-from .helpers import freePort
+from .helpers import CollectingProcess, freePort
 
 # oidentd's own defaults (Debian's /etc/oidentd.conf), written out so that
 # a changed system file cannot change what the tests see.
@@ -52,27 +52,6 @@ sys.stdin.read()
 """
 
 
-class CollectingProcess(ProcessProtocol):
-    """
-    A child process whose output (stdout and stderr together) is collected.
-
-    @ivar ended: fires with the exit status (a L{ProcessDone} or
-        L{ProcessTerminated}) when the process ends.
-    """
-
-    def __init__(self) -> None:
-        self.output = b""
-        self.ended: Deferred[Exception] = Deferred()
-
-    def outReceived(self, data: bytes) -> None:
-        self.output += data
-
-    errReceived = outReceived
-
-    def processEnded(self, reason: Failure) -> None:
-        self.ended.callback(reason.value)
-
-
 def _findProgram(name: str) -> str | None:
     """
     Where C{name} is, looking in the system directories too (a non-root
@@ -82,7 +61,9 @@ def _findProgram(name: str) -> str | None:
     return shutil.which(name, path=path)
 
 
-def _stopProcess(transport: Any, process: CollectingProcess) -> Deferred[Exception] | None:
+def _stopProcess(
+    transport: Any, process: CollectingProcess
+) -> Deferred[tuple[int | None, int | None]] | None:
     """
     Terminate a child process if it still runs, and wait for its end.
     """

@@ -22,9 +22,11 @@ from .helpers import LoopbackTestCase
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-#: The package data files a wheel must hold: the status page's assets and
-#: the style and script of the C{socksgate stats} HTML report.
+#: The package data files a wheel must hold: the PEP 561 marker that says
+#: the package has type hints, the status page's assets and the style and
+#: script of the C{socksgate stats} HTML report.
 DATA_FILES = (
+    "socksgate/py.typed",
     "socksgate/status/page/index.html",
     "socksgate/status/page/status.css",
     "socksgate/status/page/status.js",
@@ -96,8 +98,8 @@ class PackagingTests(LoopbackTestCase):
     async def test_plainInstall(self) -> None:
         """
         C{pip install .} puts the plugin where twistd finds it, and the
-        package data (the status page's and the stats report's assets) in
-        the wheel.
+        package data (C{py.typed}, the status page's and the stats report's
+        assets) in the wheel.
         """
         target = await self.install("build_wheel")
         for name in DATA_FILES:

@@ -14,14 +14,13 @@ import sys
 
 import bcrypt
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
-from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.utils import getProcessOutputAndValue
-from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from socksgate.htpasswd import parseHtpasswd
 from socksgate.scripts.passwd import run, updateContent
+
+from .helpers import CollectingProcess
 
 # Apache's htpasswd, from Debian's apache2-utils: the tests need it.
 HTPASSWD = shutil.which("htpasswd") or "/usr/bin/htpasswd"
@@ -32,43 +31,15 @@ PASSWD = (
 )
 
 
-class _Command(ProcessProtocol):
-    """
-    A child process given C{input} on standard input, with its output
-    collected.
-
-    @ivar ended: fires with the exit status.
-    """
-
-    def __init__(self, input: bytes) -> None:
-        self.input = input
-        self.out = b""
-        self.err = b""
-        self.ended: Deferred[int] = Deferred()
-
-    def connectionMade(self) -> None:
-        self.transport.write(self.input)
-        self.transport.closeStdin()
-
-    def outReceived(self, data: bytes) -> None:
-        self.out += data
-
-    def errReceived(self, data: bytes) -> None:
-        self.err += data
-
-    def processEnded(self, reason: Failure) -> None:
-        self.ended.callback(reason.value.exitCode)
-
-
 async def socksgatePasswd(path: str, user: str, input: bytes) -> tuple[str, str, int]:
     """
     Run C{socksgate passwd PATH USER} with C{input} on standard input.
 
     @return: its standard output, standard error and exit status.
     """
-    command = _Command(input)
+    command = CollectingProcess(input)
     reactor.spawnProcess(command, sys.executable, [sys.executable, "-c", PASSWD, path, user], env=os.environ)
-    code = await command.ended
+    code, _ = await command.ended
     return command.out.decode(), command.err.decode(), code
 
 

@@ -20,9 +20,8 @@ from twisted.application.internet import StreamServerEndpointService
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
-from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
-from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.client import Agent, readBody
 from twisted.web.http_headers import Headers
@@ -34,6 +33,7 @@ from socksgate.testing import startEchoServer
 
 from .helpers import (
     CHROMIUM_FLAGS,
+    CollectingProcess,
     LoopbackTestCase,
     RawClient,
     collectSessions,
@@ -449,27 +449,6 @@ class StatusJSONTests(LoopbackTestCase):
         self.assertEqual(code, 404)
 
 
-class _Output(ProcessProtocol):
-    """
-    Collects a child process's standard output; its standard error (where
-    Chromium chatters) is kept apart, for failure messages.
-    """
-
-    def __init__(self) -> None:
-        self.out = b""
-        self.err = b""
-        self.ended: Deferred[Any] = Deferred()
-
-    def outReceived(self, data: bytes) -> None:
-        self.out += data
-
-    def errReceived(self, data: bytes) -> None:
-        self.err += data
-
-    def processEnded(self, reason: Failure) -> None:
-        self.ended.callback(reason.value)
-
-
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -500,12 +479,12 @@ class BrowserTests(LoopbackTestCase):
             "--dump-dom",
             url.decode(),
         ]
-        output = _Output()
+        output = CollectingProcess()
         environment = dict(os.environ, HOME=profile)
         process = reactor.spawnProcess(output, CHROMIUM, arguments, env=environment)
         self.addCleanup(lambda: output.ended.called or process.signalProcess("KILL"))
-        ended = await output.ended
-        self.assertEqual(ended.exitCode, 0, output.err.decode(errors="replace")[-2000:])
+        exitCode, _ = await output.ended
+        self.assertEqual(exitCode, 0, output.err.decode(errors="replace")[-2000:])
         return output.out.decode("utf-8")
 
     async def test_pageShowsOpenSession(self) -> None:
