@@ -21,21 +21,27 @@ writing works again.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
 import signal
-import stat
 import threading
-import time
-from typing import Any, Protocol
+from typing import Any
 
 from twisted.application.service import Service
 from twisted.logger import Logger, globalLogPublisher
-from twisted.python.logfile import BaseLogFile, DailyLogFile, LogFile
+from twisted.python.logfile import LogFile
 
 from .config import LogConfig
+from .logfiles import (
+    AppendFile,
+    ClockedDailyLogFile,
+    StandardOutput,
+    StreamStopped,
+    Writable,
+    endsInNewline,
+    writeWhole,
+)
 
 __all__ = ["FLUSH_DELAY", "FLUSH_SIZE", "AccessLogError", "AccessLogService", "checkAccessLog"]
 
@@ -117,177 +123,6 @@ def _pathProblem(path: str, rotate: str) -> str | None:
     return None
 
 
-class _Writable(Protocol):
-    def write(self, data: bytes) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class _PartialWrite(OSError):
-    """
-    A write failed after C{written} of its bytes went out.
-    """
-
-    def __init__(self, written: int, error: OSError) -> None:
-        super().__init__(error.errno, error.strerror or str(error))
-        self.written = written
-
-
-def _writeWhole(target: Any, data: bytes, stream: bool) -> None:
-    """
-    Write C{data}, records that are whole or none at all.
-
-    A file that a write leaves short (a full disk: part of a record
-    written, the rest refused, or silently dropped by Twisted's
-    L{LogFile}) is cut back to its size before the write.  A stream
-    (standard output) cannot be cut back: L{_StreamStopped} says which part
-    of the record it stopped in is still to be written, before anything
-    else, so that the line is finished and the next record starts on its
-    own line.
-
-    @param target: the file (one of this module's, or a L{BaseLogFile}).
-    @param stream: whether C{target} is standard output.
-    @raise _StreamStopped: a stream took part of C{data}.
-    @raise OSError: the write failed; nothing of C{data} stays in a file.
-    """
-    if stream:
-        try:
-            target.write(data)
-        except _PartialWrite as error:
-            if error.written and data[error.written - 1] != 0x0A:
-                end = data.find(b"\n", error.written)
-                complete = data.count(b"\n", 0, error.written)
-                raise _StreamStopped(error, data[error.written : end + 1], complete) from None
-            raise
-        return
-    if isinstance(target, BaseLogFile) and target.shouldRotate():
-        # What LogFile.write would do first, done here so that the file
-        # measured below is the one written.
-        target.flush()
-        target.rotate()
-    descriptor = _descriptorOf(target)
-    status = os.fstat(descriptor) if descriptor is not None else None
-    if descriptor is None or status is None or not stat.S_ISREG(status.st_mode):
-        target.write(data)
-        return
-    before = status.st_size
-    try:
-        target.write(data)
-        if os.fstat(descriptor).st_size != before + len(data):
-            raise OSError(errno.ENOSPC, "a short write (is the disk full?)")
-    except BaseException:
-        try:
-            os.ftruncate(descriptor, before)
-            os.lseek(descriptor, before, os.SEEK_SET)
-        except OSError:
-            pass
-        if isinstance(target, LogFile):
-            target.size = before
-        raise
-
-
-class _StreamStopped(OSError):
-    """
-    Standard output took part of a write, and stopped inside a record.
-
-    @ivar unfinished: the rest of that record, to write first next time.
-    @ivar complete: the records written whole before it.
-    """
-
-    def __init__(self, error: OSError, unfinished: bytes, complete: int) -> None:
-        super().__init__(error.errno, error.strerror)
-        self.unfinished = unfinished
-        self.complete = complete
-
-
-def _descriptorOf(target: Any) -> int | None:
-    """
-    The file descriptor of a session log file, if it has one.
-    """
-    inner = target if hasattr(target, "fileno") else getattr(target, "_file", None)
-    try:
-        return int(inner.fileno())
-    except (AttributeError, OSError, ValueError):
-        return None
-
-
-class _AppendFile:
-    """
-    A file opened for appending (C{O_APPEND}), unbuffered: each write is
-    one system call, and a short write is finished or fails.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._file = open(path, "ab", buffering=0)
-
-    def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            try:
-                written = self._file.write(view)
-            except OSError as error:
-                raise _PartialWrite(len(data) - len(view), error) from None
-            if written is None:
-                # A non-blocking pipe that is full: drop rather than wait.
-                error = BlockingIOError(errno.EAGAIN, "standard output is full")
-                raise _PartialWrite(len(data) - len(view), error)
-            view = view[written:]
-
-    def fileno(self) -> int:
-        """
-        The file descriptor written to.
-        """
-        return self._file.fileno()
-
-    def close(self) -> None:
-        self._file.close()
-
-
-class _StandardOutput(_AppendFile):
-    """
-    Standard output (file descriptor 1, whatever C{sys.stdout} has become:
-    twistd sends C{sys.stdout} to its own log).
-    """
-
-    def __init__(self) -> None:
-        self.path = "-"
-        self._file = os.fdopen(os.dup(1), "wb", buffering=0)
-
-
-class _DailyLogFile(DailyLogFile):
-    """
-    Twisted's L{DailyLogFile}, whose idea of "today" comes from a reactor's
-    clock, so that a test with a L{twisted.internet.task.Clock} can move it
-    past midnight.
-    """
-
-    def __init__(self, name: str, directory: str, clock: Any) -> None:
-        self._clock = clock
-        super().__init__(name, directory)
-
-    def toDate(self, *args: float) -> tuple[int, int, int]:
-        """
-        The local date of a Unix time, or of the clock's present.
-        """
-        return tuple(time.localtime(args[0] if args else self._clock.seconds())[:3])  # type: ignore[return-value]
-
-
-def _endsInNewline(path: str) -> bool:
-    """
-    Whether the file at C{path} is empty or ends with a newline (after a
-    failed write, it may end with part of a record).
-    """
-    try:
-        with open(path, "rb") as stream:
-            if stream.seek(0, os.SEEK_END) == 0:
-                return True
-            stream.seek(-1, os.SEEK_END)
-            return stream.read(1) == b"\n"
-    except OSError:
-        return True
-
-
 class AccessLogService(Service):
     """
     Writes the session records of the whole process to the file of
@@ -318,7 +153,7 @@ class AccessLogService(Service):
         self.path = "-" if logConfig.access == "-" else os.path.abspath(logConfig.access)
         self.lost = 0
         self._reactor = reactor
-        self._file: _Writable | None = None
+        self._file: Writable | None = None
         self._pending: list[bytes] = []
         self._pendingSize = 0
         self._flushCall: Any = None
@@ -327,9 +162,9 @@ class AccessLogService(Service):
         self._previousHandler: Any = None
         self._installedHandler: Any = None
 
-    def _open(self) -> _Writable:
+    def _open(self) -> Writable:
         if self.path == "-":
-            return _StandardOutput()
+            return StandardOutput()
         directory, name = os.path.split(self.path)
         if self.logConfig.rotate == "size":
             return LogFile(
@@ -339,8 +174,8 @@ class AccessLogService(Service):
                 maxRotatedFiles=self.logConfig.keep or None,
             )
         if self.logConfig.rotate == "daily":
-            return _DailyLogFile(name, directory, self._reactor)
-        return _AppendFile(self.path)
+            return ClockedDailyLogFile(name, directory, self._reactor)
+        return AppendFile(self.path)
 
     def startService(self) -> None:
         """
@@ -449,15 +284,15 @@ class AccessLogService(Service):
                 self._file = self._open()
             if self._unfinished:
                 unfinished, self._unfinished = self._unfinished, b""
-                _writeWhole(self._file, unfinished, stream)
-            elif self._failing and not stream and not _endsInNewline(self.path):
+                writeWhole(self._file, unfinished, stream)
+            elif self._failing and not stream and not endsInNewline(self.path):
                 # Something else (a crash, another program) left part of a
                 # record: start on a line of its own.
                 self._file.write(b"\n")
             for chunk in self._chunks(lines):
-                _writeWhole(self._file, b"".join(chunk), stream)
+                writeWhole(self._file, b"".join(chunk), stream)
                 written += len(chunk)
-        except _StreamStopped as stopped:
+        except StreamStopped as stopped:
             self._unfinished = stopped.unfinished
             self._failed(len(lines) - written - stopped.complete - 1, stopped)
             return

@@ -41,6 +41,8 @@ from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from zope.interface import directlyProvides, implementer, providedBy
 
+from .addresses import withoutScope
+
 __all__ = ["HEADER_PREFIX", "ProxyHeaderFactory", "ProxyHeaderProtocol"]
 
 #: The endpoint description prefix that puts a listener behind a proxy.
@@ -114,7 +116,7 @@ def _clientOf(source: IAddress | None) -> IAddress | None:
     if not isinstance(source, (IPv4Address, IPv6Address)) or source.type != "TCP":
         raise _Rejected(f"the PROXY header names no TCP client ({source})")
     try:
-        parsed = ip_address(source.host.split("%")[0])
+        parsed = ip_address(withoutScope(source.host))
     except ValueError:
         raise _Rejected(f"the PROXY header's source {source.host!r} is not an IP address") from None
     if parsed.version != (4 if isinstance(source, IPv4Address) else 6):

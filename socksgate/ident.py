@@ -16,7 +16,6 @@ bytes boundary that it lacks on Python 3 (twisted/twisted#11868).
 
 from __future__ import annotations
 
-from ipaddress import IPv6Address, ip_address
 from typing import Any
 
 from twisted.internet import error
@@ -26,6 +25,8 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, c
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.protocols import ident as twistedIdent
 from twisted.python.failure import Failure
+
+from .addresses import parseAddress
 
 __all__ = ["IdentError", "IdentRefused", "IdentUnavailable", "parseReply", "queryIdent"]
 
@@ -148,15 +149,10 @@ class _IdentQueryProtocol(twistedIdent.IdentClient):
 def _unmapped(host: str) -> str:
     """
     C{host}, or the IPv4 address in it if it is IPv4-mapped (a client of a
-    dual-stack listener).
+    dual-stack listener); a scoped address keeps its scope.
     """
-    try:
-        address = ip_address(host)
-    except ValueError:
-        return host
-    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
-    return host
+    address = parseAddress(host)
+    return host if address is None or "%" in host else str(address)
 
 
 def _identEndpoint(reactor: Any, host: str, port: int, bindHost: str | None) -> IStreamClientEndpoint:

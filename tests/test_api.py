@@ -34,6 +34,7 @@ PUBLIC = (
     "socksgate.resolver",
     "socksgate.rules",
     "socksgate.latch",
+    "socksgate.logfiles",
     "socksgate.scripts.stats",
     "socksgate.server",
     "socksgate.server.commands",

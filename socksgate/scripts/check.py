@@ -17,6 +17,7 @@ from dataclasses import replace
 from ipaddress import ip_address
 from typing import TextIO
 
+from ..addresses import withoutScope
 from ..config import ConfigError, loadConfig
 from ..policy import PERMIT, AccessRequest, reachedAddress
 from ..rules import RulePolicy
@@ -88,7 +89,7 @@ def run(arguments: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     print(f"{name}: the decision depends on its address; looking it up", file=stdout)
     try:
         found = {
-            reachedAddress(ip_address(info[4][0].split("%")[0]))
+            reachedAddress(ip_address(withoutScope(info[4][0])))
             for info in socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
         }
     except (OSError, ValueError) as problem:
