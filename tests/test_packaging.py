@@ -11,12 +11,14 @@ Nothing installed in the running environment is touched.
 
 from __future__ import annotations
 
+import configparser
 import os
 import sys
 import sysconfig
 import zipfile
 
 from twisted.internet.utils import getProcessOutputAndValue
+from twisted.trial.unittest import SynchronousTestCase
 
 from .helpers import LoopbackTestCase
 
@@ -118,3 +120,27 @@ class PackagingTests(LoopbackTestCase):
         out = await self.probe(target, "editable")
         self.assertIn(b"socksgate from " + os.path.join(ROOT, "build").encode(), out)
         self.assertIn(b"socksgate", out.split(b"Commands:")[1])
+
+
+class PackageListTests(SynchronousTestCase):
+    """
+    setup.cfg lists the packages one by one (C{find:} cannot see
+    C{twisted.plugins}): a subpackage it leaves out is missing from the
+    wheel.
+    """
+
+    def test_everyPackageListed(self) -> None:
+        """
+        Every directory of the socksgate package that holds an
+        C{__init__.py} is in setup.cfg's C{packages}, and every package
+        listed there exists.
+        """
+        config = configparser.ConfigParser()
+        config.read(os.path.join(ROOT, "setup.cfg"), encoding="utf-8")
+        listed = set(config["options"]["packages"].split())
+        found = {"twisted.plugins"}
+        for directory, subdirectories, files in os.walk(os.path.join(ROOT, "socksgate")):
+            subdirectories[:] = [name for name in subdirectories if name != "__pycache__"]
+            if "__init__.py" in files:
+                found.add(os.path.relpath(directory, ROOT).replace(os.sep, "."))
+        self.assertEqual(sorted(listed), sorted(found))
