@@ -169,6 +169,35 @@ class Relay:
         self._onEnd(why)
 
 
+def makeRelay(
+    client: ITransport,
+    destination: ITransport,
+    onEnd: Callable[[str], None],
+    clock: IReactorTime,
+    idleTimeout: float = 0.0,
+    onClosed: Callable[[], None] | None = None,
+) -> Relay:
+    """
+    The relay of one TCP session (CONNECT, BIND): the one place where the
+    gateway builds one.
+
+    Today that is always the stream L{Relay}, which works over any pair of
+    transports.  This is where a second implementation (a zero-copy relay,
+    splicing two plain TCP sockets in the kernel) will be chosen, when both
+    transports allow it; callers see the same object either way.
+
+    @param client: the client's transport.
+    @param destination: the destination's (or BIND peer's) transport.
+    @param onEnd: called once, with the reason, when the session is over.
+    @param clock: the clock of the idle timeout.
+    @param idleTimeout: seconds without a byte either way before the
+        session ends; 0 for never.
+    @param onClosed: called once both connections are gone.
+    @return: the relay, not started yet: call its C{start}.
+    """
+    return Relay(client, destination, onEnd, clock, idleTimeout, onClosed)
+
+
 @implementer(IHalfCloseableProtocol)
 class DestinationProtocol(Protocol):
     """
