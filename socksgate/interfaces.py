@@ -170,3 +170,36 @@ class ICommand(Interface):
             other failure) that answers the client.  The server cancels it
             if the client goes away before.
         """
+
+
+class IRoute(Interface):
+    """
+    How a permitted CONNECT reaches its destination: straight
+    (L{socksgate.connecting.DirectRoute}) or, later, through an upstream
+    SOCKS server.  L{socksgate.connecting.routeFor} picks the route that a
+    decision's C{route} names.
+    """
+
+    def connect(request, addresses, port):
+        """
+        Connect to the destination.
+
+        @param request: the permitted request: with the destination's
+            name (and no address) when the client asked for a name, with
+            its address when it gave one.
+        @type request: L{socksgate.policy.AccessRequest}
+
+        @param addresses: the addresses the policy permitted, in the
+            resolver's order, each tried until one connects.
+        @type addresses: L{list} of L{ipaddress.IPv4Address} or
+            L{ipaddress.IPv6Address}
+
+        @param port: the destination port.
+        @type port: L{int}
+
+        @return: a L{Deferred} that fires with the connected
+            L{socksgate.relay.DestinationProtocol}, its transport paused
+            until a relay takes it, or fails with the last attempt's
+            failure; cancelling it stops every attempt.
+        @rtype: L{Deferred}
+        """

@@ -1,40 +1,43 @@
 """
 The way out: resolve a destination, ask the policy about each address,
-connect to the permitted ones as L{HostnameEndpoint} does, and turn every
-failure into the SOCKS reply that reports it.
+connect to the permitted ones along the route the decision names
+(L{socksgate.connecting}), and turn every failure into the SOCKS reply
+that reports it.
 """
 
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
 from twisted.internet import defer, error
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.endpoints import HostnameEndpoint
-from twisted.internet.interfaces import (
-    IConnector,
-    IHostnameResolver,
-    IHostResolution,
-    IReactorPluggableNameResolver,
-    IResolutionReceiver,
-)
-from twisted.internet.protocol import ClientFactory, Factory
+from twisted.internet.interfaces import IHostnameResolver, IHostResolution, IResolutionReceiver
 from twisted.logger import Logger
-from twisted.python.components import proxyForInterface
 from twisted.python.failure import Failure
-from zope.interface import implementer, providedBy
-from zope.interface.interface import InterfaceClass
+from zope.interface import implementer
 
+from .connecting import connectToAddresses, routeFor
 from .hostnames import InvalidHostname, normalHostname, numericIPv4
 from .policy import AccessRequest, Decision, IPAddress, reachedAddress
 from .relay import DestinationProtocol
-from .resolver import StaticResolver
 from .vocabulary import RequestRefused
 from .wire import ReplyCode
+
+__all__ = [
+    "RequestRefused",
+    "connectToAddresses",
+    "decideOne",
+    "destinationFor",
+    "literalAddress",
+    "openConnection",
+    "permittedAddresses",
+    "refusalForFailure",
+    "resolve",
+]
 
 log = Logger()
 
@@ -160,124 +163,6 @@ def resolve(resolver: IHostnameResolver, clock: Any, name: str, timeout: float) 
     return result.addTimeout(timeout, clock, onTimeoutCancel=_timedOut)
 
 
-_resolvedReactorClasses: dict[tuple[Any, ...], type] = {}
-
-
-def _reactorResolvingTo(reactor: Any, addresses: Iterable[IPAddress]) -> Any:
-    """
-    Wrap C{reactor} so that its name resolver gives exactly C{addresses}.
-    """
-    interfaces = tuple(providedBy(reactor))
-    proxyClass = _resolvedReactorClasses.get(interfaces)
-    if proxyClass is None:
-        base = proxyForInterface(InterfaceClass("ReactorInterfaces", interfaces))  # type: ignore[arg-type]
-
-        @implementer(IReactorPluggableNameResolver)
-        class ResolvedReactor(base):  # type: ignore[misc, valid-type]
-            def __init__(self, original: Any, nameResolver: IHostnameResolver) -> None:
-                super().__init__(original)
-                self._fixedResolver = nameResolver
-
-            @property
-            def nameResolver(self) -> IHostnameResolver:
-                return self._fixedResolver
-
-        proxyClass = _resolvedReactorClasses[interfaces] = ResolvedReactor
-    return proxyClass(reactor, StaticResolver(default=addresses))
-
-
-class _DestinationConnector(ClientFactory):
-    """
-    Connects one L{DestinationProtocol} with C{connectTCP}, and fires
-    C{connected} with it once the connection is made, or with the failure.
-    """
-
-    noisy = False
-
-    def __init__(self) -> None:
-        self.connected: Deferred[DestinationProtocol] = Deferred(self._cancel)
-        self._connector: IConnector | None = None
-
-    def startedConnecting(self, connector: IConnector) -> None:
-        self._connector = connector
-
-    def buildProtocol(self, addr: Any) -> DestinationProtocol:
-        protocol = DestinationProtocol()
-        protocol.factory = self
-        protocol.onConnected = self._connectionMade
-        return protocol
-
-    def _connectionMade(self, protocol: DestinationProtocol) -> None:
-        if not self.connected.called:
-            self.connected.callback(protocol)
-
-    def clientConnectionFailed(self, connector: IConnector, reason: Failure) -> None:
-        if not self.connected.called:
-            self.connected.errback(reason)
-
-    def _cancel(self, connected: Deferred[DestinationProtocol]) -> None:
-        if self._connector is not None:
-            self._connector.stopConnecting()
-
-
-class _DestinationFactory(Factory):
-    """
-    Builds destination protocols for L{HostnameEndpoint}, which reports the
-    connection itself.
-    """
-
-    protocol = DestinationProtocol
-    noisy = False
-
-
-_destinationFactory = _DestinationFactory()
-
-
-def connectToAddresses(
-    reactor: Any,
-    addresses: list[IPAddress],
-    port: int,
-    timeout: float,
-    bindHost: IPAddress | None = None,
-) -> Deferred[DestinationProtocol]:
-    """
-    Connect a L{DestinationProtocol} to the first of C{addresses} that
-    answers, starting a new attempt every 0.3 seconds as
-    L{HostnameEndpoint} does.  Its transport is paused until a relay
-    takes it.
-
-    @param bindHost: the source address, or L{None} for the system's
-        choice; when given, only addresses of its family are tried.
-    @raise RequestRefused: (in the Deferred) with 0x03 when no address is
-        of the source address's family.
-    """
-    bindAddress = None
-    if bindHost is not None:
-        addresses = [address for address in addresses if address.version == bindHost.version]
-        bindAddress = (str(bindHost), 0)
-        if not addresses:
-            return defer.fail(
-                RequestRefused(
-                    ReplyCode.NETWORK_UNREACHABLE,
-                    "failed",
-                    f"no IPv{bindHost.version} address to reach from {bindHost}",
-                )
-            )
-    if len(addresses) == 1:
-        # The common case, kept short: no endpoint wrapper in the data path.
-        connector = _DestinationConnector()
-        reactor.connectTCP(str(addresses[0]), port, connector, timeout, bindAddress)
-        return connector.connected
-    endpoint = HostnameEndpoint(
-        _reactorResolvingTo(reactor, addresses),
-        str(addresses[0]),
-        port,
-        timeout=timeout,
-        bindAddress=bindAddress,
-    )
-    return endpoint.connect(_destinationFactory).addTimeout(timeout, reactor, onTimeoutCancel=_timedOut)
-
-
 def openConnection(
     reactor: Any,
     resolver: IHostnameResolver,
@@ -319,9 +204,27 @@ def openConnection(
         return Deferred.fromCoroutine(_openAnswered(reactor, answer, checked, [address], timeout, bindHost))
     if not answer.permitted:
         return defer.fail(_denied(answer))
-    return connectToAddresses(reactor, [address], request.port, timeout, bindHost).addCallbacks(
+    return _connect(reactor, answer, checked, [address], timeout, bindHost).addCallbacks(
         lambda protocol: (protocol, answer), _failedAfter, errbackArgs=(answer,)
     )
+
+
+def _connect(
+    reactor: Any,
+    decision: Decision,
+    request: AccessRequest,
+    addresses: list[IPAddress],
+    timeout: float,
+    bindHost: IPAddress | None,
+) -> Deferred[DestinationProtocol]:
+    """
+    Connect a permitted request along the route its decision names.
+    """
+    try:
+        route = routeFor(decision, reactor, timeout, bindHost)
+    except RequestRefused:
+        return defer.fail()
+    return route.connect(request, addresses, request.port)  # type: ignore[no-any-return]
 
 
 async def _openAnswered(
@@ -339,7 +242,7 @@ async def _openAnswered(
     if not decision.permitted:
         raise _denied(decision)
     try:
-        protocol = await connectToAddresses(reactor, addresses, request.port, timeout, bindHost)
+        protocol = await _connect(reactor, decision, request, addresses, timeout, bindHost)
     except Exception:
         _failedAfter(Failure(), decision)
     return protocol, decision
@@ -413,7 +316,7 @@ async def _openByName(
     """
     candidates, decision = await permittedAddresses(reactor, resolver, decide, request, host, timeout)
     try:
-        protocol = await connectToAddresses(reactor, candidates, request.port, timeout, bindHost)
+        protocol = await _connect(reactor, decision, request, candidates, timeout, bindHost)
     except Exception:
         _failedAfter(Failure(), decision)
     return protocol, decision

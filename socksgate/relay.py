@@ -20,6 +20,11 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from .interfaces import ISession
+from .latch import AllClosed
+
+
+def _nothing() -> None:
+    pass
 
 
 @implementer(ISession)
@@ -48,8 +53,7 @@ class Relay:
         self.client, self.destination = client, destination
         self.bytesOut = self.bytesIn = 0
         self._onEnd = onEnd
-        self._onClosed = onClosed
-        self._connectionsOpen = 2
+        self._closing = AllClosed(onClosed or _nothing, "client", "destination")
         self._clock = clock
         self._idleTimeout = idleTimeout
         self._idleCall: IDelayedCall | None = None
@@ -118,14 +122,14 @@ class Relay:
         The client's connection is gone: close the destination's.
         """
         self._end("client closed", self.destination)
-        self._connectionClosed()
+        self._closing.closed("client")
 
     def destinationLost(self, reason: Failure) -> None:
         """
         The destination's connection is gone: close the client's.
         """
         self._end("destination closed", self.client)
-        self._connectionClosed()
+        self._closing.closed("destination")
 
     def abort(self) -> None:
         """
@@ -133,11 +137,6 @@ class Relay:
         """
         self.client.abortConnection()
         self.destination.abortConnection()
-
-    def _connectionClosed(self) -> None:
-        self._connectionsOpen -= 1
-        if not self._connectionsOpen and self._onClosed is not None:
-            self._onClosed()
 
     def close(self, why: str) -> None:
         """
@@ -170,6 +169,35 @@ class Relay:
             self._idleCall.cancel()
             self._idleCall = None
         self._onEnd(why)
+
+
+def makeRelay(
+    client: ITransport,
+    destination: ITransport,
+    onEnd: Callable[[str], None],
+    clock: IReactorTime,
+    idleTimeout: float = 0.0,
+    onClosed: Callable[[], None] | None = None,
+) -> Relay:
+    """
+    The relay of one TCP session (CONNECT, BIND): the one place where the
+    gateway builds one.
+
+    Today that is always the stream L{Relay}, which works over any pair of
+    transports.  This is where a second implementation (a zero-copy relay,
+    splicing two plain TCP sockets in the kernel) will be chosen, when both
+    transports allow it; callers see the same object either way.
+
+    @param client: the client's transport.
+    @param destination: the destination's (or BIND peer's) transport.
+    @param onEnd: called once, with the reason, when the session is over.
+    @param clock: the clock of the idle timeout.
+    @param idleTimeout: seconds without a byte either way before the
+        session ends; 0 for never.
+    @param onClosed: called once both connections are gone.
+    @return: the relay, not started yet: call its C{start}.
+    """
+    return Relay(client, destination, onEnd, clock, idleTimeout, onClosed)
 
 
 @implementer(IHalfCloseableProtocol)

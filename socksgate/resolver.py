@@ -1,7 +1,6 @@
 """
-A name resolver that answers from a table, without any lookup: the gateway
-uses it to connect to addresses it has already resolved and checked, and
-tests use it to decide what names resolve to.
+A name resolver that answers from a table, without any lookup: tests (and
+embedders) use it to decide what names resolve to.
 """
 
 from __future__ import annotations

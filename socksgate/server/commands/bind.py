@@ -38,7 +38,7 @@ from ...interfaces import IClientConnection, ICommand, ISession
 from ...latch import AllClosed
 from ...outbound import decideOne, permittedAddresses, refusalForFailure
 from ...policy import AccessRequest, Decision
-from ...relay import DestinationProtocol, Relay
+from ...relay import DestinationProtocol, Relay, makeRelay
 from ...vocabulary import Outcome, RequestRefused
 from ...wire import ReplyCode, SOCKS4Request, SOCKS5Request
 from ..client import EARLY_DATA_LIMIT
@@ -226,7 +226,7 @@ class BindSession:
         record.reply = client.reply(ReplyCode.SUCCEEDED, address, port)
         record.peer = record.remote = formatHostPort(address, port)
         gateway = client.gateway
-        self.relay = relay = Relay(
+        self.relay = relay = makeRelay(
             client.transport, peer.transport, self._relayEnded, gateway.reactor,
             gateway.config.idleTimeout, self._relayClosed,
         )  # fmt: skip

@@ -15,7 +15,7 @@ from ...addresses import formatHostPort, withoutScope
 from ...interfaces import IClientConnection, ICommand
 from ...outbound import openConnection
 from ...policy import AccessRequest, Decision
-from ...relay import DestinationProtocol, Relay
+from ...relay import DestinationProtocol, makeRelay
 from ...vocabulary import Outcome
 from ...wire import ReplyCode
 
@@ -62,7 +62,7 @@ class ConnectCommand:
             client.finish(Outcome.CLOSED, record.reply, "")
 
         gateway = client.gateway
-        relay = Relay(
+        relay = makeRelay(
             client.transport, transport, ended, gateway.reactor, gateway.config.idleTimeout, client.released
         )
         destination.relay = relay
