@@ -22,7 +22,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList
-from twisted.internet.interfaces import IHostnameResolver, IListeningPort, IPushProducer
+from twisted.internet.interfaces import (
+    IHalfCloseableProtocol,
+    IHostnameResolver,
+    IListeningPort,
+    IPushProducer,
+)
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -169,10 +174,23 @@ class _TrackedProtocol(Protocol):
         self.closed.callback(None)
 
 
+@implementer(IHalfCloseableProtocol)
 class _Echo(_TrackedProtocol):
+    """
+    Sends back what it receives; when the client half-closes, sends its
+    own FIN once everything is echoed (so a half-closing client gets every
+    byte back).
+    """
+
     def dataReceived(self, data: bytes) -> None:
         self.received += len(data)
         self.transport.write(data)
+
+    def readConnectionLost(self) -> None:
+        self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        pass
 
 
 class _Sink(_TrackedProtocol):
@@ -257,7 +275,8 @@ def _startDestination(testCase: Any, build: Any, reactor: Any, interface: str) -
 
 def startEchoServer(testCase: Any, reactor: Any = None, interface: str = "127.0.0.1") -> DestinationServer:
     """
-    Start a server that sends back whatever it receives.
+    Start a server that sends back whatever it receives.  A client that
+    half-closes gets every byte back, then the server's FIN.
     """
     return _startDestination(testCase, _Echo, reactor, interface)
 

@@ -221,3 +221,23 @@ class SpellingTests(LoopbackTestCase):
         )
         self.assertEqual(code, 1)
         self.assertIn("bad request", err)
+
+
+class VersionTests(LoopbackTestCase):
+    """
+    C{socksgate --version}.
+    """
+
+    async def test_version(self) -> None:
+        """
+        It prints the package's version and exits 0.
+        """
+        from importlib.metadata import version
+
+        import socksgate
+
+        out, err, code = await getProcessOutputAndValue(
+            sys.executable, ["-m", "socksgate.scripts.main", "--version"], env=os.environ
+        )
+        self.assertEqual((code, out.decode()), (0, f"socksgate {socksgate.__version__}\n"), err)
+        self.assertEqual(version("socksgate"), socksgate.__version__)

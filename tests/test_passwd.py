@@ -313,6 +313,78 @@ class TerminalTests(SynchronousTestCase):
         self.assertFalse(os.path.exists(path))
 
 
+#: Run C{socksgate passwd} in a child whose controlling terminal is a
+#: pseudo-terminal; print its output, type C{sys.argv[3]} (escaped) at the
+#: first prompt, and report the exit status.
+_AT_A_TERMINAL = """
+import os, pty, select, sys, time
+path, user, keys = sys.argv[1], sys.argv[2], sys.argv[3].encode().decode("unicode_escape").encode()
+pid, master = pty.fork()
+if pid == 0:
+    os.execvp(sys.executable, [sys.executable, "-m", "socksgate.scripts.main", "passwd", path, user])
+output, deadline, typed = b"", time.monotonic() + 20, False
+while time.monotonic() < deadline:
+    ready, _, _ = select.select([master], [], [], 0.1)
+    if ready:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    if not typed and b"New password: " in output:
+        os.write(master, keys)
+        typed = True
+finished, status = os.waitpid(pid, 0)
+sys.stdout.write(output.decode(errors="replace"))
+sys.stdout.write(f"\\nEXIT {os.waitstatus_to_exitcode(status)}\\n")
+"""
+
+
+class RealTerminalTests(TestCase):
+    """
+    At a real terminal (a pseudo-terminal), Ctrl-D and Ctrl-C at the
+    password prompt end the command with a message, not a traceback, and
+    leave the file as it was.
+    """
+
+    async def atTerminal(self, keys: str) -> tuple[str, int, str]:
+        """
+        Type C{keys} at the first prompt of C{socksgate passwd}.
+
+        @return: what the terminal showed, the exit status, and the path.
+        """
+        path = os.path.abspath(self.mktemp())
+        command = CollectingProcess()
+        arguments = [sys.executable, "-c", _AT_A_TERMINAL, path, "alice", keys]
+        reactor.spawnProcess(command, sys.executable, arguments, env=os.environ)
+        code, _ = await command.ended
+        self.assertEqual(code, 0, command.output)
+        shown, _, status = command.out.decode().rpartition("\nEXIT ")
+        return shown, int(status), path
+
+    async def test_endOfInput(self) -> None:
+        """
+        Ctrl-D: status 1, "no password given", nothing written.
+        """
+        shown, status, path = await self.atTerminal("\\x04")
+        self.assertEqual(status, 1, shown)
+        self.assertIn(f"socksgate passwd: no password given; {path} was not written", shown)
+        self.assertNotIn("Traceback", shown)
+        self.assertFalse(os.path.exists(path))
+
+    async def test_interrupt(self) -> None:
+        """
+        Ctrl-C: status 130, "interrupted", nothing written.
+        """
+        shown, status, path = await self.atTerminal("\\x03")
+        self.assertEqual(status, 130, shown)
+        self.assertIn(f"socksgate passwd: interrupted; {path} was not written", shown)
+        self.assertNotIn("Traceback", shown)
+        self.assertFalse(os.path.exists(path))
+
+
 class UpdateContentTests(SynchronousTestCase):
     """
     L{updateContent} replaces one user's line and keeps the rest.

@@ -136,3 +136,28 @@ class StartGatewayConfigTests(LoopbackTestCase):
         gateway = startGateway(self, config=ServerConfig(commands=frozenset({"connect"})))
         self.assertEqual(gateway.factory.config.commands, frozenset({"connect"}))
         self.assertEqual(await self.reply(gateway.port, BIND), b"\x05\x07")
+
+
+class EchoServerTests(LoopbackTestCase):
+    """
+    startEchoServer's echo suits half-closing clients.
+    """
+
+    async def test_halfCloseGetsEverythingBack(self) -> None:
+        """
+        A client that sends 1 MiB and half-closes gets all of it back, then
+        the server's FIN, directly and through a gateway.
+        """
+        echo = startEchoServer(self)
+        payload = bytes(range(256)) * 4096
+        direct = await connectRaw(echo.port)
+        direct.transport.write(payload)
+        direct.transport.loseWriteConnection()
+        self.assertEqual(await direct.receiveAll(), payload)
+        gateway = startGateway(self)
+        proxied = await connectRaw(gateway.port)
+        proxied.transport.write(socks5Connect(b"\x7f\x00\x00\x01", echo.port, atyp=1) + payload)
+        proxied.transport.loseWriteConnection()
+        self.assertEqual((await proxied.receiveAll())[12:], payload)
+        await proxied.closed
+        await gateway.sessions.whenEmpty()

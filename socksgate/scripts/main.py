@@ -5,6 +5,7 @@ The C{socksgate} console command: the administrator's tools.
     socksgate convert FILE
     socksgate passwd FILE USER
     socksgate stats [--json | --html FILE] LOG...
+    socksgate --version
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import argparse
 import sys
 from typing import TextIO
 
+from .. import __version__
 from . import check
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="socksgate", description="socksgate's administration tools.")
+    parser.add_argument("--version", action="version", version=f"socksgate {__version__}")
     commands = parser.add_subparsers(dest="tool", required=True, metavar="COMMAND")
     check.addArguments(
         commands.add_parser(

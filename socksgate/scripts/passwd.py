@@ -97,8 +97,13 @@ def readPassword(stdin: TextIO, stderr: TextIO) -> str:
     @raise _Refused: when there is none, or the two do not match.
     """
     if stdin.isatty():
-        first = getpass.getpass("New password: ", stream=stderr)
-        second = getpass.getpass("Re-type new password: ", stream=stderr)
+        try:
+            first = getpass.getpass("New password: ", stream=stderr)
+            second = getpass.getpass("Re-type new password: ", stream=stderr)
+        except EOFError:
+            # Ctrl-D at the prompt.
+            stderr.write("\n")
+            raise _Refused("no password given") from None
         if first != second:
             raise _Refused("the passwords do not match")
         return first
@@ -246,6 +251,10 @@ def run(path: str, user: str, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> 
     except _Refused as problem:
         stderr.write(f"socksgate passwd: {problem}; {path} was not written\n")
         return 1
+    except KeyboardInterrupt:
+        # Ctrl-C at the prompt (or while hashing): nothing was written.
+        stderr.write(f"\nsocksgate passwd: interrupted; {path} was not written\n")
+        return 130
     if existed:
         stdout.write(f"Changed the password of {user} in {path}\n")
     else:
