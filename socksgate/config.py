@@ -22,6 +22,7 @@ from ._tablecheck import (
     notNegative,
     positive,
 )
+from .endpoints import endpointProblem
 from .policy import LoopbackOnlyPolicy
 from .rules import Rule, RulePolicy
 from .ruletables import Expectation, checkExpectations, parseExpectation, parseRule
@@ -198,6 +199,10 @@ def _parseServer(checker: TableChecker) -> ServerConfig:
     listen = checker.strings("listen", defaults.listen)
     if not listen:
         raise checker.error("listen", "must name at least one endpoint")
+    for description in listen:
+        problem = endpointProblem(description)
+        if problem is not None:
+            raise checker.error("listen", problem)
     return ServerConfig(
         listen=listen,
         external=checker.get("external", str, defaults.external, ipAddressProblem),
@@ -251,7 +256,7 @@ def _parseLog(checker: TableChecker) -> LogConfig:
         rotate=checker.get("rotate", str, "none", lambda value: _oneOf(value, ROTATIONS)),
         rotateSize=checker.get("rotate-size", int, defaults.rotateSize, positive),
         keep=checker.get("keep", int, defaults.keep, notNegative),
-        status=checker.get("status", str, "", lambda value: None),
+        status=checker.get("status", str, "", lambda value: value and endpointProblem(value)),
     )
 
 

@@ -66,6 +66,17 @@ class CheckTests(LoopbackTestCase):
         self.assertEqual(code, 1)
         self.assertIn(f"{path}:6: [rule #1] ports: '23-' is not a port", out)
 
+    async def test_badListener(self) -> None:
+        """
+        A listener that is no endpoint description makes the file invalid:
+        exit 1, naming file, line, key and problem.
+        """
+        path = self.writeConfig(GOOD.replace('listen = ["tcp:1080"]', 'listen = ["tcpp:31090"]'))
+        out, err, code = await self.check("-c", path)
+        self.assertEqual(code, 1)
+        self.assertIn(f"{path}:2: [server] listen: 'tcpp:31090': unknown endpoint type 'tcpp'", out)
+        self.assertNotIn("Traceback", out + err)
+
     async def test_failingExpectation(self) -> None:
         """
         A file whose expectation fails is invalid, and the message says
