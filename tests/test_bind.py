@@ -224,3 +224,56 @@ class SOCKS4BindTests(LoopbackTestCase):
         stranger = await connectFrom("127.0.0.1", listening)
         await stranger.closed
         self.assertEqual(await client.receiveAll(), b"\x00\x5b" + b"\x00" * 6)
+
+
+class AddressFamilyTests(LoopbackTestCase):
+    """
+    BIND across address families: the gateway listens on an address of the
+    peer's family, whatever family the client reached it with.
+    """
+
+    async def bindOverIPv6(self, request: bytes, firstLength: int) -> tuple[RawClient, bytes]:
+        """
+        Send C{request} to a gateway listening on ::1, and read the first
+        reply (C{firstLength} bytes after any method selection).
+        """
+        gateway = startGateway(self, interface="::1")
+        self.gateway = gateway
+        client = await connectRaw(gateway.port, host="::1")
+        client.transport.write(request)
+        if request[0] == 5:
+            self.assertEqual(await client.receive(2), b"\x05\x00")
+        return client, await client.receive(firstLength)
+
+    async def finish(self, client: RawClient, listening: int, second: bytes) -> None:
+        """
+        Connect the peer from 127.0.0.1 to C{listening}, check the second
+        reply (SOCKS5: 10 bytes, SOCKS4: 8) starts with C{second} and that
+        bytes pass, then close.
+        """
+        peer = await connectFrom("127.0.0.1", listening)
+        reply = await client.receive(10 if second[0] == 5 else 8)
+        self.assertEqual(reply[: len(second)], second)
+        peer.transport.write(b"hello")
+        self.assertEqual(await client.receive(5), b"hello")
+        peer.transport.loseConnection()
+        await client.closed
+        await self.gateway.sessions.whenEmpty()
+
+    async def test_socks5IPv4PeerOverIPv6(self) -> None:
+        """
+        SOCKS5 BIND over ::1 for peer 127.0.0.1: the first reply announces
+        127.0.0.1 (ATYP 1), and the peer connecting there is accepted.
+        """
+        client, first = await self.bindOverIPv6(socks5Bind(), 10)
+        self.assertEqual(first[:8], b"\x05\x00\x00\x01\x7f\x00\x00\x01")
+        await self.finish(client, int.from_bytes(first[8:10], "big"), b"\x05\x00\x00\x01\x7f\x00\x00\x01")
+
+    async def test_socks4OverIPv6(self) -> None:
+        """
+        SOCKS4 BIND over ::1 for DSTIP 127.0.0.1: CD 90 with 127.0.0.1 and
+        a port on it, where the IPv4 peer can connect.
+        """
+        client, first = await self.bindOverIPv6(socks4Bind(), 8)
+        self.assertEqual((first[:2], first[4:8]), (b"\x00\x5a", b"\x7f\x00\x00\x01"))
+        await self.finish(client, int.from_bytes(first[2:4], "big"), b"\x00\x5a")

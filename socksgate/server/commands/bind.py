@@ -6,9 +6,12 @@ client, for one connection from the host the client expects.
    SOCKS4a and SOCKS5: DST.ADDR, a name resolved first; all zeros: any
    peer).
 2. The gateway listens on an ephemeral port of C{[server] external} (or,
-   when that is a wildcard, of the address the client reached it on) and
-   sends the first reply with the address to connect to (C{advertise} when
-   set).
+   when that is a wildcard, of the address the client reached it on, if
+   that is of the peer's family — IPv4 for SOCKS4, else the expected
+   peer's; otherwise of an address of the peer's family that reaches it:
+   loopback for a loopback peer, the routing table's source address
+   otherwise) and sends the first reply with the address to connect to
+   (C{advertise} when set).
 3. A connection from a host other than the expected one, or one the policy
    refuses (it decides C{bind} again for the incoming peer), is closed and
    logged, and the wait goes on.  The first accepted connection closes the
@@ -21,6 +24,7 @@ client, for one connection from the host the client expects.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import replace
 from ipaddress import ip_address
 from typing import Any
@@ -33,7 +37,14 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ...addresses import IPAddress, formatHostPort, hostAddress
+from ...addresses import (
+    LOOPBACK_HOSTS,
+    UNSPECIFIED_HOSTS,
+    IPAddress,
+    formatHostPort,
+    hostAddress,
+    withoutScope,
+)
 from ...interfaces import IClientConnection, ICommand, ISession
 from ...latch import AllClosed
 from ...outbound import decideOne, permittedAddresses, refusalForFailure
@@ -81,6 +92,26 @@ class _PeerFactory(Factory):
         protocol.factory = self
         protocol.onConnected = self.session.peerArrived
         return protocol
+
+
+def _addressTowards(expected: set[IPAddress] | None, family: int) -> IPAddress:
+    """
+    An address of this host, of IP version C{family}, that the expected
+    peer can reach: loopback for a loopback peer, else the source address
+    the routing table gives for the peer (a UDP socket's C{connect} sends
+    nothing), else the unspecified address.
+    """
+    peers = sorted(address for address in expected or () if address.version == family)
+    loopback = ip_address(LOOPBACK_HOSTS[family])
+    if not peers or peers[0].is_loopback:
+        return loopback if peers else ip_address(UNSPECIFIED_HOSTS[family])
+    kind = socket.AF_INET if family == 4 else socket.AF_INET6
+    try:
+        with socket.socket(kind, socket.SOCK_DGRAM) as probe:
+            probe.connect((str(peers[0]), 9))
+            return ip_address(withoutScope(probe.getsockname()[0]))
+    except OSError:
+        return ip_address(UNSPECIFIED_HOSTS[family])
 
 
 @implementer(ISession)
@@ -160,11 +191,28 @@ class BindSession:
         """
         factory = self.client.gateway
         config = factory.config
-        local = hostAddress(self.client.transport.getHost())
-        assert local is not None
-        listenOn = factory.bindHost if factory.bindHost is not None else local
+        listenOn = factory.bindHost
+        if listenOn is None:
+            local = hostAddress(self.client.transport.getHost())
+            family = self._peerFamily(local)
+            if local is not None and local.version == family:
+                listenOn = local
+            else:
+                listenOn = _addressTowards(self._expected, family)
         announce = ip_address(config.advertise) if config.advertise else listenOn
         return announce, str(listenOn)
+
+    def _peerFamily(self, local: IPAddress | None) -> int:
+        """
+        The IP version the peer will connect with: 4 for SOCKS4 (its reply
+        carries an IPv4 address), else the expected peer's, else that of
+        the address the client reached the gateway on.
+        """
+        if self.client.version == 4:
+            return 4
+        if self._expected:
+            return min(address.version for address in self._expected)
+        return local.version if local is not None else 4
 
     def _startFailed(self, failure: Failure) -> None:
         if self._over or failure.check(CancelledError):
