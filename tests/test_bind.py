@@ -14,7 +14,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from socksgate.config import ServerConfig, parseConfig
 from socksgate.testing import startGateway
 
-from .helpers import LoopbackTestCase, RawClient, collectSessions, connectRaw
+from .helpers import LoopbackTestCase, RawClient, StreamRelay, collectSessions, connectRaw
 
 
 def socks5Bind(address: bytes = b"\x7f\x00\x00\x01", port: int = 0) -> bytes:
@@ -224,3 +224,15 @@ class SOCKS4BindTests(LoopbackTestCase):
         stranger = await connectFrom("127.0.0.1", listening)
         await stranger.closed
         self.assertEqual(await client.receiveAll(), b"\x00\x5b" + b"\x00" * 6)
+
+
+class StreamSOCKS5BindTests(StreamRelay, SOCKS5BindTests):
+    """
+    L{SOCKS5BindTests} over the stream relay.
+    """
+
+
+class StreamSOCKS4BindTests(StreamRelay, SOCKS4BindTests):
+    """
+    L{SOCKS4BindTests} over the stream relay.
+    """
