@@ -21,6 +21,12 @@ from zope.interface import implementer
 
 from .interfaces import ISession
 from .latch import AllClosed
+from .splicing import SpliceRelay, canSplice
+
+#: Whether L{makeRelay} may choose the zero-copy L{SpliceRelay}; with
+#: C{False} every session gets the stream L{Relay} (tests run the same
+#: sessions under both).
+allowSplice = True
 
 
 def _nothing() -> None:
@@ -178,25 +184,30 @@ def makeRelay(
     clock: IReactorTime,
     idleTimeout: float = 0.0,
     onClosed: Callable[[], None] | None = None,
-) -> Relay:
+) -> Relay | SpliceRelay:
     """
     The relay of one TCP session (CONNECT, BIND): the one place where the
-    gateway builds one.
+    gateway builds one, and chooses which.
 
-    Today that is always the stream L{Relay}, which works over any pair of
-    transports.  This is where a second implementation (a zero-copy relay,
-    splicing two plain TCP sockets in the kernel) will be chosen, when both
-    transports allow it; callers see the same object either way.
+    The zero-copy L{SpliceRelay} when it can carry the session (see
+    L{canSplice}: Linux, a reactor with file descriptors, two plain TCP
+    sockets) and L{allowSplice} is set; the stream L{Relay}, which works
+    over any pair of transports, for everything else (TLS, the HAProxy
+    wrapper, UNIX sockets, other platforms and reactors).  Callers see the
+    same session either way.
 
     @param client: the client's transport.
     @param destination: the destination's (or BIND peer's) transport.
     @param onEnd: called once, with the reason, when the session is over.
-    @param clock: the clock of the idle timeout.
+    @param clock: the reactor (the clock of the idle timeout, and the
+        reactor a splice relay registers its descriptors with).
     @param idleTimeout: seconds without a byte either way before the
         session ends; 0 for never.
     @param onClosed: called once both connections are gone.
     @return: the relay, not started yet: call its C{start}.
     """
+    if allowSplice and canSplice(client, destination, clock):
+        return SpliceRelay(client, destination, onEnd, clock, idleTimeout, onClosed)
     return Relay(client, destination, onEnd, clock, idleTimeout, onClosed)
 
 
@@ -213,7 +224,7 @@ class DestinationProtocol(Protocol):
     @ivar relay: the relay, once the client has been answered.
     """
 
-    relay: Relay | None = None
+    relay: Relay | SpliceRelay | None = None
     onConnected: Callable[[DestinationProtocol], None] | None = None
 
     def connectionMade(self) -> None:

@@ -22,6 +22,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
+from socksgate import relay
+
 
 class LoopbackTestCase(TestCase):
     """
@@ -29,6 +31,22 @@ class LoopbackTestCase(TestCase):
     """
 
     timeout = 30
+
+
+class StreamRelay:
+    """
+    Mixed into a copy of a test case of real sessions, ahead of it: the
+    copy's sessions go through the stream relay, the original's through
+    the zero-copy relay wherever it can carry them, so every such test
+    runs against both relays.
+    """
+
+    def setUp(self) -> Any:
+        """
+        Make L{socksgate.relay.makeRelay} choose the stream relay.
+        """
+        self.patch(relay, "allowSplice", False)  # type: ignore[attr-defined]
+        return super().setUp()  # type: ignore[misc]
 
 
 @implementer(IHalfCloseableProtocol)

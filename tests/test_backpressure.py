@@ -1,6 +1,6 @@
 """
 Back-pressure: a destination that sends far more than a client reads does
-not make the gateway buffer without bound.
+not make the gateway buffer without bound, with either relay.
 """
 
 from __future__ import annotations
@@ -9,9 +9,11 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall, deferLater
 
+from socksgate.relay import Relay
+from socksgate.splicing import PIPE_SIZE, SpliceRelay
 from socksgate.testing import startGateway, startSourceServer
 
-from .helpers import LoopbackTestCase, connectRaw, socks5Connect
+from .helpers import LoopbackTestCase, StreamRelay, connectRaw, socks5Connect
 
 SIZE = 64 * 1024 * 1024
 BOUND = 512 * 1024
@@ -22,6 +24,26 @@ def bufferedBytes(transport: object) -> int:
     The bytes a Twisted TCP transport holds in its own write buffer.
     """
     return len(transport.dataBuffer) - transport.offset + transport._tempDataLen  # type: ignore[attr-defined]
+
+
+def heldBytes(relay: Relay | SpliceRelay) -> int:
+    """
+    The bytes the gateway holds for a session: in its transports' write
+    buffers (the stream relay), or in its pipes (the zero-copy relay).
+    """
+    held = bufferedBytes(relay.client) + bufferedBytes(relay.destination)
+    if isinstance(relay, SpliceRelay):
+        held += relay.inFlight
+    return held
+
+
+def sourcePaused(relay: Relay | SpliceRelay) -> bool:
+    """
+    Whether the relay has stopped reading the destination (the source).
+    """
+    if isinstance(relay, SpliceRelay):
+        return not relay._destination.reading
+    return bool(relay.client.producerPaused)  # type: ignore[attr-defined]
 
 
 class BackPressureTests(LoopbackTestCase):
@@ -45,15 +67,15 @@ class BackPressureTests(LoopbackTestCase):
         client.transport.pauseProducing()
 
         [session] = gateway.sessions.open
-        clientSide, destinationSide = session.transport, session.relay.destination
+        relay = session.session
         sender = source.connections[0]
         largest = 0
         stalled: Deferred[None] = Deferred()
 
         def sample() -> None:
             nonlocal largest
-            largest = max(largest, bufferedBytes(clientSide) + bufferedBytes(destinationSide))
-            stalledOrDone = (sender.paused and clientSide.producerPaused) or sender.sent >= SIZE
+            largest = max(largest, heldBytes(relay))
+            stalledOrDone = (sender.paused and sourcePaused(relay)) or sender.sent >= SIZE
             if stalledOrDone and not stalled.called:
                 stalled.callback(None)
 
@@ -68,4 +90,14 @@ class BackPressureTests(LoopbackTestCase):
         self.assertTrue(sender.paused, "the source was never made to wait")
         self.assertLess(sender.sent, SIZE)
         self.assertLess(largest, BOUND)
-        self.assertLess(session.relay.bytesIn, SIZE)
+        self.assertLess(relay.bytesIn, SIZE)
+        if isinstance(relay, SpliceRelay):
+            # One pipe at most, and the reply long delivered.
+            self.assertLessEqual(relay.inFlight, PIPE_SIZE)
+            self.assertFalse(relay._destination.reading)
+
+
+class StreamBackPressureTests(StreamRelay, BackPressureTests):
+    """
+    L{BackPressureTests} over the stream relay.
+    """

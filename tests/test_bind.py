@@ -14,7 +14,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from socksgate.config import ServerConfig, parseConfig
 from socksgate.testing import startGateway
 
-from .helpers import LoopbackTestCase, RawClient, collectSessions, connectRaw
+from .helpers import LoopbackTestCase, RawClient, StreamRelay, collectSessions, connectRaw
 
 
 def socks5Bind(address: bytes = b"\x7f\x00\x00\x01", port: int = 0) -> bytes:
@@ -277,3 +277,21 @@ class AddressFamilyTests(LoopbackTestCase):
         client, first = await self.bindOverIPv6(socks4Bind(), 8)
         self.assertEqual((first[:2], first[4:8]), (b"\x00\x5a", b"\x7f\x00\x00\x01"))
         await self.finish(client, int.from_bytes(first[2:4], "big"), b"\x00\x5a")
+
+
+class StreamSOCKS5BindTests(StreamRelay, SOCKS5BindTests):
+    """
+    L{SOCKS5BindTests} over the stream relay.
+    """
+
+
+class StreamSOCKS4BindTests(StreamRelay, SOCKS4BindTests):
+    """
+    L{SOCKS4BindTests} over the stream relay.
+    """
+
+
+class StreamAddressFamilyTests(StreamRelay, AddressFamilyTests):
+    """
+    L{AddressFamilyTests} over the stream relay.
+    """

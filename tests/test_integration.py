@@ -17,6 +17,7 @@ from .helpers import (
     AnswerAfterFIN,
     LoopbackTestCase,
     SpeakThenFIN,
+    StreamRelay,
     collectSessions,
     connectRaw,
     freePort,
@@ -317,3 +318,27 @@ class TeardownTests(LoopbackTestCase):
         await gateway.sessions.whenEmpty()
         await sink.connections[0].closed
         self.assertEqual(sink.bytesReceived, 4)
+
+
+class StreamSOCKS5ConnectTests(StreamRelay, SOCKS5ConnectTests):
+    """
+    L{SOCKS5ConnectTests} over the stream relay.
+    """
+
+
+class StreamSOCKS4ConnectTests(StreamRelay, SOCKS4ConnectTests):
+    """
+    L{SOCKS4ConnectTests} over the stream relay.
+    """
+
+
+class StreamHalfCloseTests(StreamRelay, HalfCloseTests):
+    """
+    L{HalfCloseTests} over the stream relay.
+    """
+
+
+class StreamTeardownTests(StreamRelay, TeardownTests):
+    """
+    L{TeardownTests} over the stream relay.
+    """

@@ -28,6 +28,7 @@ from socksgate.testing import RunningGateway, startGateway
 from .helpers import (
     LoopbackTestCase,
     RawClient,
+    StreamRelay,
     connectRaw,
     freePort,
     listeningPort,
@@ -312,3 +313,21 @@ class SessionStatesTests(LoopbackTestCase):
         await waitUntilEmpty(self, gateway)
         self.assertEqual(dict(gateway.sessions.associations), {})
         self.assertEqual(failures, [])
+
+
+class StreamResetStressTests(StreamRelay, ResetStressTests):
+    """
+    L{ResetStressTests} over the stream relay.
+    """
+
+
+class StreamStopTests(StreamRelay, StopTests):
+    """
+    L{StopTests} over the stream relay.
+    """
+
+
+class StreamSessionStatesTests(StreamRelay, SessionStatesTests):
+    """
+    L{SessionStatesTests} over the stream relay.
+    """

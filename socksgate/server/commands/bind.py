@@ -50,6 +50,7 @@ from ...latch import AllClosed
 from ...outbound import decideOne, permittedAddresses, refusalForFailure
 from ...policy import AccessRequest, Decision
 from ...relay import DestinationProtocol, Relay, makeRelay
+from ...splicing import SpliceRelay
 from ...vocabulary import Outcome, RequestRefused
 from ...wire import ReplyCode, SOCKS4Request, SOCKS5Request
 from ..client import EARLY_DATA_LIMIT
@@ -131,7 +132,7 @@ class BindSession:
         self.client = client
         self.accessRequest = accessRequest
         self.request: SOCKS4Request | SOCKS5Request = request
-        self.relay: Relay | None = None
+        self.relay: Relay | SpliceRelay | None = None
         self._expected: set[IPAddress] | None = None
         self._listening: IListeningPort | None = None
         self._timer: IDelayedCall | None = None
