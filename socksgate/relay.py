@@ -22,6 +22,7 @@ from zope.interface import implementer
 from .interfaces import ISession
 from .latch import AllClosed
 from .splicing import SpliceRelay, canSplice
+from .vocabulary import IDLE_TIMEOUT
 
 #: Whether L{makeRelay} may choose the zero-copy L{SpliceRelay}; with
 #: C{False} every session gets the stream L{Relay} (tests run the same
@@ -158,7 +159,7 @@ class Relay:
         self._idleCall = None
         idle = self._clock.seconds() - self._lastActivity
         if idle >= self._idleTimeout:
-            self._end("idle timeout", self.client, self.destination)
+            self._end(IDLE_TIMEOUT, self.client, self.destination)
         else:
             self._idleCall = self._clock.callLater(self._idleTimeout - idle, self._checkIdle)
 

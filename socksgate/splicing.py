@@ -50,6 +50,7 @@ from zope.interface import implementer
 
 from .interfaces import ISession
 from .latch import AllClosed
+from .vocabulary import IDLE_TIMEOUT
 
 __all__ = ["PIPE_POOL", "PIPE_SIZE", "POOL_LIMIT", "PipePool", "SpliceRelay", "canSplice"]
 
@@ -538,6 +539,6 @@ class SpliceRelay:
         self._idleCall = None
         idle = self._reactor.seconds() - self._lastActivity
         if idle >= self._idleTimeout:
-            self._end("idle timeout")
+            self._end(IDLE_TIMEOUT)
         else:
             self._idleCall = self._reactor.callLater(self._idleTimeout - idle, self._checkIdle)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .policy import Decision
     from .wire import ReplyCode
 
-__all__ = ["Command", "Outcome", "RequestRefused", "Version"]
+__all__ = ["IDLE_TIMEOUT", "Command", "Outcome", "RequestRefused", "Version", "endedAs"]
 
 
 class Outcome(StrEnum):
@@ -82,3 +82,18 @@ class RequestRefused(Exception):
         super().__init__(reason)
         self.reply, self.outcome, self.reason, self.decision = reply, Outcome(outcome), reason, decision
         self.socks4 = socks4
+
+
+#: The reason a relay gives C{onEnd} when the idle timeout ended it.
+IDLE_TIMEOUT = "idle timeout"
+
+
+def endedAs(why: str, idleTimeout: float) -> tuple[Outcome, str]:
+    """
+    The session log's outcome and message for a relayed session that ended
+    for C{why}: C{timeout}, saying so, when the idle timeout ended it;
+    C{closed} (and no message of its own) otherwise.
+    """
+    if why == IDLE_TIMEOUT:
+        return Outcome.TIMEOUT, f"no byte either way for {idleTimeout:g} seconds (idle-timeout)"
+    return Outcome.CLOSED, ""

@@ -320,6 +320,30 @@ class TeardownTests(LoopbackTestCase):
         self.assertEqual(sink.bytesReceived, 4)
 
 
+class IdleTimeoutTests(LoopbackTestCase):
+    """
+    idle-timeout ends a relayed session that moves no byte, and its record
+    says so.
+    """
+
+    async def test_recordedAsTimeout(self) -> None:
+        """
+        A CONNECT with no byte either way for idle-timeout seconds is closed;
+        its record has outcome C{timeout} and the reason in C{message}.
+        """
+        records = collectSessions(self)
+        echo = startEchoServer(self)
+        gateway = startGateway(self, config=ServerConfig(idleTimeout=0.3))
+        client = await connectRaw(gateway.port)
+        client.transport.write(socks5Connect(b"\x7f\x00\x00\x01", echo.port, atyp=1) + b"ping")
+        self.assertEqual((await client.receive(16))[12:], b"ping")
+        await client.closed
+        await gateway.sessions.whenEmpty()
+        [record] = records
+        self.assertEqual((record["outcome"], record["reply"], record["bytes_out"]), ("timeout", 0, 4))
+        self.assertEqual(record["message"], "no byte either way for 0.3 seconds (idle-timeout)")
+
+
 class StreamSOCKS5ConnectTests(StreamRelay, SOCKS5ConnectTests):
     """
     L{SOCKS5ConnectTests} over the stream relay.
@@ -341,4 +365,10 @@ class StreamHalfCloseTests(StreamRelay, HalfCloseTests):
 class StreamTeardownTests(StreamRelay, TeardownTests):
     """
     L{TeardownTests} over the stream relay.
+    """
+
+
+class StreamIdleTimeoutTests(StreamRelay, IdleTimeoutTests):
+    """
+    L{IdleTimeoutTests} over the stream relay.
     """

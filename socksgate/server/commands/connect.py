@@ -16,7 +16,7 @@ from ...interfaces import IClientConnection, ICommand
 from ...outbound import openConnection
 from ...policy import AccessRequest, Decision
 from ...relay import DestinationProtocol, makeRelay
-from ...vocabulary import Outcome
+from ...vocabulary import endedAs
 from ...wire import ReplyCode
 
 __all__ = ["CONNECT", "ConnectCommand"]
@@ -57,11 +57,15 @@ class ConnectCommand:
         record.remote = formatHostPort(remote.host, remote.port)
         record.reply = client.reply(ReplyCode.SUCCEEDED, ip_address(withoutScope(local.host)), local.port)
 
+        gateway = client.gateway
+
         def ended(why: str) -> None:
             record.bytes_out, record.bytes_in = relay.bytesOut, relay.bytesIn
-            client.finish(Outcome.CLOSED, record.reply, "")
+            outcome, message = endedAs(why, gateway.config.idleTimeout)
+            if message:
+                record.message = message
+            client.finish(outcome, record.reply, message)
 
-        gateway = client.gateway
         relay = makeRelay(
             client.transport, transport, ended, gateway.reactor, gateway.config.idleTimeout, client.released
         )
