@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from twisted.application import strports
@@ -16,7 +17,7 @@ from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.defer import TimeoutError as DeferredTimeoutError
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IHostnameResolver
+from twisted.internet.interfaces import IHostnameResolver, IStreamServerEndpoint
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -43,9 +44,16 @@ __all__ = [
 CLOSE_TIMEOUT = 5.0
 
 
-def listenerService(description: str, factory: SOCKSServerFactory, reactor: Any) -> IService:
+def listenerService(
+    description: str,
+    factory: SOCKSServerFactory,
+    reactor: Any,
+    endpoint: IStreamServerEndpoint | None = None,
+) -> IService:
     """
-    The service that listens on C{description} for C{factory}.
+    The service that listens on C{description} for C{factory}, or on
+    C{endpoint} when one is given (a worker process's adopted socket for
+    C{description}; see L{socksgate.workers}).
 
     A C{haproxy:REST} description listens on C{REST} behind socksgate's
     own PROXY protocol wrapper (L{ProxyHeaderFactory}), not Twisted's: the
@@ -55,9 +63,13 @@ def listenerService(description: str, factory: SOCKSServerFactory, reactor: Any)
     """
     prefix, _, rest = description.partition(":")
     if prefix.lower() != HEADER_PREFIX:
+        if endpoint is not None:
+            service = StreamServerEndpointService(endpoint, factory)
+            service._raiseSynchronously = True
+            return service
         return strports.service(description, factory, reactor=reactor)
     wrapped = ProxyHeaderFactory(factory, reactor, factory.config.handshakeTimeout)
-    service = StreamServerEndpointService(serverFromString(reactor, rest), wrapped)
+    service = StreamServerEndpointService(endpoint or serverFromString(reactor, rest), wrapped)
     service._raiseSynchronously = True  # as strports.service: a port in use stops the start
     return service
 
@@ -86,6 +98,7 @@ class GatewayService(MultiService):
         policy: IAccessPolicy | None = None,
         resolver: IHostnameResolver | None = None,
         authChecker: tuple[Any, str] | None = None,
+        endpoints: Mapping[str, IStreamServerEndpoint] | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -116,7 +129,8 @@ class GatewayService(MultiService):
                 self.throttle,
             )
             self.factories[description] = factory
-            listenerService(description, factory, reactor).setServiceParent(self)
+            endpoint = endpoints.get(description) if endpoints else None
+            listenerService(description, factory, reactor, endpoint).setServiceParent(self)
         if config.log.status:
             StatusService(config.log.status, self, reactor).setServiceParent(self)
 
@@ -265,6 +279,7 @@ def buildService(
     policy: IAccessPolicy | None = None,
     resolver: IHostnameResolver | None = None,
     authChecker: tuple[Any, str] | None = None,
+    endpoints: Mapping[str, IStreamServerEndpoint] | None = None,
 ) -> GatewayService:
     """
     Build the gateway's service.
@@ -279,9 +294,14 @@ def buildService(
     @param authChecker: the credentials checker given on the command line
         (C{--auth}) and its description: it wins over the file's, at start
         (C{config} already has it) and at every reload.
+    @param endpoints: server endpoints to listen on instead of parsing
+        some of the listeners' descriptions (a worker process's adopted
+        sockets, by description); the others are parsed as usual.
     """
     if reactor is None:
         from twisted.internet import reactor as globalReactor
 
         reactor = globalReactor
-    return GatewayService(config if config is not None else Config(), reactor, policy, resolver, authChecker)
+    return GatewayService(
+        config if config is not None else Config(), reactor, policy, resolver, authChecker, endpoints
+    )

@@ -4,13 +4,36 @@ The C{twistd socksgate} command line.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+
+from twisted.application.service import IService
 from twisted.cred import strcred
 from twisted.cred.credentials import IUsernamePassword
 from twisted.python import usage
 
 from .accesslog import AccessLogError, checkAccessLog
 from .config import ConfigError, loadConfig, parseConfig
-from .service import GatewayService, buildService
+from .service import buildService
+from .workers import SHAREABLE, WorkersService, sharedDescription
+
+
+def workerCount(value: str) -> int:
+    """
+    The value of C{--workers}: a positive number, or C{auto} for one
+    worker per core (C{os.cpu_count()}).
+
+    @raise ValueError: anything else, with the reason.
+    """
+    if value.strip().lower() == "auto":
+        return os.cpu_count() or 1
+    try:
+        count = int(value)
+    except ValueError:
+        raise ValueError(f"--workers {value}: give a number of processes, or auto") from None
+    if count < 1:
+        raise ValueError(f"--workers {value}: give at least 1 process (or auto: one per core)")
+    return count
 
 
 class Options(usage.Options, strcred.AuthOptionMixin):
@@ -31,12 +54,21 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ["config", "c", None, "The TOML configuration file."],
         ["access-log", None, None, "The session log: one JSON object a line (- for standard output)."],
         ["status", None, None, "Serve the status page and Prometheus /metrics on this endpoint."],
-        ["workers", None, 1, "Processes sharing the listening ports (only 1 in this version).", int],
+        ["workers", None, "1", "Processes sharing the listening ports; auto: one per core."],
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self["listen"] = []
+        self["arguments"] = []
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """
+        Parse C{options}, and keep them: worker processes parse the same.
+        """
+        if options is not None:
+            self["arguments"] = list(options)
+        super().parseOptions(options)
 
     def opt_listen(self, description: str) -> None:
         """
@@ -51,11 +83,10 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         """
         Load the configuration file, so that its errors stop twistd.
         """
-        if self["workers"] != 1:
-            raise usage.UsageError(
-                f"--workers {self['workers']}: this version runs one process; "
-                "several worker processes are not supported yet"
-            )
+        try:
+            self["workers"] = workerCount(str(self["workers"]))
+        except ValueError as error:
+            raise usage.UsageError(str(error)) from None
         checkers = self.get("credCheckers", [])
         if len(checkers) > 1:
             raise usage.UsageError("give --auth once: socksgate checks passwords with one checker")
@@ -76,11 +107,31 @@ class Options(usage.Options, strcred.AuthOptionMixin):
                 checkAccessLog(config.log)
             except AccessLogError as error:
                 raise usage.UsageError(str(error)) from None
+        if self["workers"] > 1:
+            for description in config.server.listen:
+                kind = sharedDescription(description).partition(":")[0].lower()
+                if kind not in SHAREABLE:
+                    raise usage.UsageError(
+                        f"--workers {self['workers']}: the listener {description} cannot be shared; "
+                        "worker processes share tcp:, tcp6:, unix: and systemd: listeners "
+                        "(and haproxy: over them)"
+                    )
         self["configuration"] = config
 
 
-def makeService(options: Options) -> GatewayService:
+def makeService(options: Options) -> IService:
     """
-    Build the gateway from the parsed options.
+    Build the gateway from the parsed options: one process, or with
+    C{--workers N} (N > 1) the parent of N worker processes.
     """
+    if options["workers"] > 1:
+        from twisted.internet import reactor
+
+        return WorkersService(
+            options["configuration"],
+            reactor,
+            options["workers"],
+            options["arguments"],
+            authChecker=options["authChecker"],
+        )
     return buildService(options["configuration"], authChecker=options["authChecker"])

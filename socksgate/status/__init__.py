@@ -29,7 +29,7 @@ from ._counts import COMMANDS, UNKNOWN, VERSIONS, SessionCounts
 from ._gateway import GatewayStatus
 from ._resources import MetricsResource, StatusJSONResource, StatusPageResource, statusResource
 from ._service import StatusService, statusEndpoint
-from ._snapshot import OPEN_SESSIONS_SHOWN, OpenSession, RuleHits, Snapshot
+from ._snapshot import OPEN_SESSIONS_SHOWN, OpenSession, RuleHits, Snapshot, WorkerState
 
 __all__ = [
     "COMMANDS",
@@ -45,6 +45,7 @@ __all__ = [
     "StatusJSONResource",
     "StatusPageResource",
     "StatusService",
+    "WorkerState",
     "statusEndpoint",
     "statusResource",
 ]

@@ -87,3 +87,16 @@ def metricFamilies(snapshot: Snapshot) -> Iterator[Metric]:
     )
     started.add_metric([], snapshot.startedAt)
     yield started
+
+    if snapshot.workers:
+        running = GaugeMetricFamily("socksgate_workers", "Worker processes running (--workers N).")
+        running.add_metric([], sum(1 for worker in snapshot.workers if worker.pid is not None))
+        yield running
+        restarts = CounterMetricFamily(
+            "socksgate_worker_restarts",
+            "Workers started again after one ended, by worker place.",
+            labels=["worker"],
+        )
+        for worker in snapshot.workers:
+            restarts.add_metric([str(worker.worker)], worker.restarts)
+        yield restarts

@@ -14,7 +14,15 @@ from typing import Any
 from ..timestamps import isoTime
 from ._counts import COMMANDS, VERSIONS, SessionCounts, count, label
 
-__all__ = ["OPEN_SESSIONS_SHOWN", "OpenSession", "RuleHits", "Snapshot", "openSessionPairs", "takeSnapshot"]
+__all__ = [
+    "OPEN_SESSIONS_SHOWN",
+    "OpenSession",
+    "RuleHits",
+    "Snapshot",
+    "WorkerState",
+    "openSessionPairs",
+    "takeSnapshot",
+]
 
 #: How many open sessions the page and C{/status.json} list at most (the
 #: oldest first); the counts always cover all of them.
@@ -59,6 +67,26 @@ class RuleHits:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerState:
+    """
+    One worker process of a gateway run with C{--workers N}.
+
+    @ivar worker: its place, from 1.
+    @ivar pid: the process id of the worker in that place now, or L{None}
+        while it is being started again.
+    @ivar restarts: workers started in that place after the first.
+    @ivar finished: session records written by the workers of that place.
+    @ivar denials: those denied by the policy.
+    """
+
+    worker: int
+    pid: int | None
+    restarts: int
+    finished: int
+    denials: int
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """
     The state of a gateway at one moment, read once.
@@ -76,6 +104,7 @@ class Snapshot:
         yet, the oldest first.
     @ivar connections: the client connections open (including those whose
         record is written but that have not closed yet).
+    @ivar workers: the worker processes, when there are several.
     """
 
     startedAt: float
@@ -88,6 +117,7 @@ class Snapshot:
     rules: tuple[RuleHits, ...]
     openSessions: tuple[OpenSession, ...]
     connections: int
+    workers: tuple[WorkerState, ...] = ()
 
     @property
     def bytesOut(self) -> int:
@@ -123,7 +153,9 @@ class Snapshot:
           - C{openSessions}: at most L{OPEN_SESSIONS_SHOWN} open sessions,
             the oldest first, each with C{session}, C{client}, C{user},
             C{version}, C{command}, C{destination}, C{remote},
-            C{bytesOut}, C{bytesIn} and C{age} (seconds).
+            C{bytesOut}, C{bytesIn} and C{age} (seconds);
+          - C{workers}, only with several worker processes: each with
+            C{worker}, C{pid}, C{restarts}, C{finished} and C{denials}.
         """
         byCommand = {name: {"open": 0, "total": 0} for name in COMMANDS}
         byVersion = {name: {"open": 0, "total": 0} for name in VERSIONS}
@@ -139,6 +171,7 @@ class Snapshot:
                 entry["total"] += 1
         finished = sum(self.finished.values())
         opened = len(self.openSessions)
+        workers = {"workers": [_workerJSON(worker) for worker in self.workers]} if self.workers else {}
         return {
             "started": isoTime(self.startedAt),
             "now": isoTime(self.now),
@@ -180,7 +213,18 @@ class Snapshot:
                 }
                 for session in self.openSessions[:OPEN_SESSIONS_SHOWN]
             ],
+            **workers,
         }
+
+
+def _workerJSON(worker: WorkerState) -> dict[str, Any]:
+    return {
+        "worker": worker.worker,
+        "pid": worker.pid,
+        "restarts": worker.restarts,
+        "finished": worker.finished,
+        "denials": worker.denials,
+    }
 
 
 def openSessionPairs(gateway: Any) -> list[Any]:
@@ -240,6 +284,7 @@ def takeSnapshot(gateway: Any, counts: SessionCounts, startedAt: float, now: flo
         ),
         openSessions=tuple(openSessions),
         connections=len(gateway.sessions.open),
+        workers=tuple(gateway.describeWorkers()) if hasattr(gateway, "describeWorkers") else (),
     )
 
 
