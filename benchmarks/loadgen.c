@@ -14,9 +14,12 @@
  *         hold:   accepts, reads and discards, closes after the peer's FIN.
  *
  *   loadgen stream   VIA DSTPORT BYTES MAXSECONDS
+ *   loadgen streams  VIA DSTPORT COUNT BYTES MAXSECONDS
  *   loadgen sessions VIA DSTPORT COUNT CONCURRENCY MAXSECONDS
  *   loadgen hold     VIA DSTPORT COUNT CONCURRENCY MAXSECONDS
  *   loadgen slow     VIA DSTPORT BYTES_PER_SECOND SECONDS
+ *       streams opens COUNT streams (handshakes done one after the other)
+ *       and reads BYTES in all, spread over them, from one epoll loop.
  *       VIA is "direct", "socks4:PORT" or "socks5:PORT" (a SOCKS server on
  *       127.0.0.1).  Each prints one JSON object with its figures;
  *       sessions prints a second one with the sessions completed in each
@@ -246,6 +249,61 @@ static int run_stream(long long bytes, double maxseconds)
     double seconds = last - start;
     printf("{\"bytes\": %lld, \"seconds\": %.6f, \"mb_per_s\": %.3f, \"complete\": %s}\n",
            got, seconds, got / seconds / 1e6, got >= bytes ? "true" : "false");
+    return 0;
+}
+
+/* loadgen streams: COUNT parallel streams, BYTES in all, one epoll loop. */
+static int run_streams(int count, long long bytes, double maxseconds)
+{
+    if (count < 1 || count > 1024) {
+        fprintf(stderr, "loadgen: 1 to 1024 streams\n");
+        return 2;
+    }
+    int pe = epoll_create1(0);
+    if (pe < 0)
+        die("epoll_create1");
+    int *fds = calloc(count, sizeof(int));
+    long long each = bytes / count, got = 0;
+    long long *left = calloc(count, sizeof(long long));
+    for (int i = 0; i < count; i++) {
+        fds[i] = open_blocking();
+        fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+        left[i] = each;
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = i};
+        if (epoll_ctl(pe, EPOLL_CTL_ADD, fds[i], &ev) < 0)
+            die("epoll_ctl");
+    }
+    size_t size = 1 << 18;
+    unsigned char *buf = malloc(size);
+    int open = count;
+    double start = now(), deadline = start + maxseconds, last = start;
+    struct epoll_event events[MAXEVENTS];
+    while (open > 0 && last < deadline) {
+        int n = epoll_wait(pe, events, MAXEVENTS, 100);
+        for (int k = 0; k < n; k++) {
+            int i = events[k].data.u32;
+            if (fds[i] < 0)
+                continue;
+            long long want = left[i] < (long long)size ? left[i] : (long long)size;
+            ssize_t r = recv(fds[i], buf, want, 0);
+            if (r > 0) {
+                got += r;
+                left[i] -= r;
+            }
+            if (left[i] <= 0 || r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+                close(fds[i]);
+                fds[i] = -1;
+                open--;
+            }
+        }
+        last = now();
+    }
+    for (int i = 0; i < count; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    double seconds = last - start;
+    printf("{\"streams\": %d, \"bytes\": %lld, \"seconds\": %.6f, \"mb_per_s\": %.3f, \"complete\": %s}\n",
+           count, got, seconds, got / seconds / 1e6, got >= each * count ? "true" : "false");
     return 0;
 }
 
@@ -817,6 +875,8 @@ int main(int argc, char **argv)
     }
     if (argc == 6 && strcmp(argv[1], "stream") == 0)
         return run_stream(atoll(argv[4]), atof(argv[5]));
+    if (argc == 7 && strcmp(argv[1], "streams") == 0)
+        return run_streams(atoi(argv[4]), atoll(argv[5]), atof(argv[6]));
     if (argc == 6 && strcmp(argv[1], "slow") == 0)
         return run_slow(atoll(argv[4]), atof(argv[5]));
     if (argc == 7 && strcmp(argv[1], "sessions") == 0)

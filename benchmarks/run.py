@@ -42,6 +42,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 GATEWAY_CORE = "0"
 LOADGEN_CORE = "1"
+#: The cores of the unpinned C{--workers 2} run: all of them, shared by the
+#: gateway's processes and the load generator.
+BOTH_CORES = "0,1"
+#: Parallel streams in the "32 streams" row.
+PARALLEL_STREAMS = 32
 MIB = 1 << 20
 
 #: Figures from the issue, measured on the same 2-core machine with
@@ -339,6 +344,9 @@ class LoadGen:
     The compiled load generator and the running destination servers.
     """
 
+    #: The cores the load generator runs on.
+    cores = LOADGEN_CORE
+
     def __init__(self, workdir: Path, maxSeconds: float) -> None:
         source = HERE / "loadgen.c"
         self.binary = workdir / "loadgen"
@@ -360,7 +368,17 @@ class LoadGen:
         self.echoPort, self.sourcePort, self.holdPort = map(int, ports)
 
     def pinned(self, *args: str) -> list[str]:
-        return ["taskset", "-c", LOADGEN_CORE, str(self.binary), *args]
+        return ["taskset", "-c", self.cores, str(self.binary), *args]
+
+    def share(self, cores: str) -> None:
+        """
+        Run the load generator, and the destination servers already running,
+        on C{cores} from now on.
+        """
+        self.cores = cores
+        subprocess.run(
+            ["taskset", "-a", "-p", "-c", cores, str(self.dest.pid)], capture_output=True, check=True
+        )
 
     def run(self, *args: str, timeout: float) -> dict[str, Any]:
         """
@@ -414,6 +432,7 @@ class Server:
     port: int = 0
     tree: bool = False  # several processes (Dante)
     logFile: Path | None = None
+    cores: str = GATEWAY_CORE
 
     @property
     def via(self) -> str:
@@ -425,7 +444,7 @@ class Server:
     def start(self) -> None:
         self.port = freePort()
         self.logFile = self.workdir / f"{self.key}-{self.port}.log"
-        command = ["prlimit", f"--nofile={self.nofile}", "taskset", "-c", GATEWAY_CORE, *self.command()]
+        command = ["prlimit", f"--nofile={self.nofile}", "taskset", "-c", self.cores, *self.command()]
         with open(self.logFile, "wb") as out:
             self.process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir
@@ -484,6 +503,9 @@ class Socksgate(Server):
         self.digests.append(sourceDigest(self.sourceDir))
         super().start()
 
+    #: More options, such as C{--workers 2}.
+    options: list[str] = field(default_factory=list)
+
     def command(self) -> list[str]:
         return [
             self.executable,
@@ -492,6 +514,7 @@ class Socksgate(Server):
             "socksgate",
             "-l",
             f"tcp:{self.port}:interface=127.0.0.1",
+            *self.options,
         ]
 
 
@@ -542,6 +565,8 @@ socks pass {{
 @dataclass
 class Results:
     stream: dict[str, Any] = field(default_factory=dict)
+    #: L{PARALLEL_STREAMS} streams at once, the same bytes in all.
+    parallel: dict[str, Any] = field(default_factory=dict)
     sequential: dict[str, Any] = field(default_factory=dict)
     concurrent: dict[str, Any] = field(default_factory=dict)
     #: 64 in flight with SOCKS4 CONNECT (one round trip fewer than SOCKS5).
@@ -565,6 +590,46 @@ def measureStream(gen: LoadGen, via: str, settings: Settings, server: Server | N
         **probe.finish(),
     }
     return result
+
+
+def refusal(server: Server) -> str:
+    """
+    Start C{server} once: why it does not start (the last line of its
+    log), or an empty string when it serves.
+    """
+    try:
+        server.start()
+    except RuntimeError:
+        lines = [line for line in server.logTail().splitlines() if line.strip()]
+        return "the gateway refused to start: " + (lines[-1].strip() if lines else "no message")
+    finally:
+        server.stop()
+    return ""
+
+
+def measureParallel(gen: LoadGen, via: str, settings: Settings, server: Server | None) -> dict[str, Any]:
+    """
+    L{PARALLEL_STREAMS} streams from the I{source} at once, reading
+    C{settings.streamBytes} in all: the median of C{settings.streamRuns}
+    runs, after a warm-up run of a quarter of the bytes.
+    """
+    count = str(PARALLEL_STREAMS)
+    gen.run("streams", via, str(gen.sourcePort), count, str(settings.streamBytes // 4), "60", timeout=90)
+    runs = []
+    probe = Probe(server)
+    for _ in range(settings.streamRuns):
+        runs.append(
+            gen.run("streams", via, str(gen.sourcePort), count, str(settings.streamBytes), "60", timeout=90)
+        )
+    rates = [run["mb_per_s"] for run in runs]
+    return {
+        "streams": PARALLEL_STREAMS,
+        "mb_per_s": statistics.median(rates),
+        "runs_mb_per_s": rates,
+        "bytes": settings.streamBytes,
+        "complete": all(run["complete"] for run in runs),
+        **probe.finish(),
+    }
 
 
 def measureSessions(
@@ -719,6 +784,8 @@ def runServer(gen: LoadGen, server: Server, settings: Settings) -> Results:
     def throughput() -> None:
         results.stream = measureStream(gen, server.via, settings, server)
         log(f"   one stream: {results.stream['mb_per_s']:.0f} MB/s")
+        results.parallel = measureParallel(gen, server.via, settings, server)
+        log(f"   {PARALLEL_STREAMS} streams: {results.parallel['mb_per_s']:.0f} MB/s")
         results.sequential = measureSessions(gen, server.via, 1, settings, cap, server)
         log(f"   sequential: {results.sequential['per_s']:.0f} sessions/s")
 
@@ -751,6 +818,8 @@ def runDirect(gen: LoadGen, settings: Settings) -> Results:
     results = Results()
     results.stream = measureStream(gen, "direct", settings, None)
     log(f"   stream {results.stream['mb_per_s']:.0f} MB/s")
+    results.parallel = measureParallel(gen, "direct", settings, None)
+    log(f"   {PARALLEL_STREAMS} streams {results.parallel['mb_per_s']:.0f} MB/s")
     results.sequential = measureSessions(gen, "direct", 1, settings, 10_000_000, None)
     log(f"   sequential {results.sequential['per_s']:.0f} sessions/s")
     results.concurrent = measureSessions(gen, "direct", 64, settings, 10_000_000, None)
@@ -839,6 +908,11 @@ def buildTable(direct: Results, servers: dict[str, tuple[Server, Results]]) -> l
         spread(d.stream),
         lambda r: spread(r.stream),
     )
+    row(
+        f"{PARALLEL_STREAMS} streams, MB/s in all",
+        f"{d.parallel['mb_per_s']:.0f}",
+        lambda r: f"{r.parallel['mb_per_s']:.0f}{ratio(r.parallel['mb_per_s'], d.parallel['mb_per_s'])}",
+    )
     for label, key in (("sessions/s, sequential", "sequential"), ("sessions/s, 64 in flight", "concurrent")):
         base = getattr(d, key)["per_s"]
 
@@ -872,6 +946,7 @@ def buildTable(direct: Results, servers: dict[str, tuple[Server, Results]]) -> l
         return f"{cores[GATEWAY_CORE] * 100:.0f}%{server} / {cores[LOADGEN_CORE] * 100:.0f}%"
 
     row("core 0 / core 1 busy, one stream", busy(d.stream), lambda r: busy(r.stream))
+    row(f"core 0 / core 1 busy, {PARALLEL_STREAMS} streams", busy(d.parallel), lambda r: busy(r.parallel))
     row("core 0 / core 1 busy, 64 in flight", busy(d.concurrent), lambda r: busy(r.concurrent))
 
     def idle(r: Results) -> str:
@@ -947,6 +1022,12 @@ def bars(direct: Results, servers: dict[str, tuple[Server, Results]]) -> list[st
     if dante:
         danteRatio = dante[1].stream["mb_per_s"] / direct.stream["mb_per_s"]
         lines[-1] += f"; Dante in this run {danteRatio:.2f}x: {verdict(streamRatio >= danteRatio)}"
+        parallelRatio = sg.parallel["mb_per_s"] / direct.parallel["mb_per_s"]
+        danteParallel = dante[1].parallel["mb_per_s"] / direct.parallel["mb_per_s"]
+        lines.append(
+            f"- {PARALLEL_STREAMS} streams: {parallelRatio:.2f}x direct; Dante in this run "
+            f"{danteParallel:.2f}x: {verdict(parallelRatio >= danteParallel)}"
+        )
     lines.append(
         f"- sessions, 64 in flight: {sessionsRatio:.2f}x direct; Dante's figure in the issue 0.29x: "
         f"{verdict(sessionsRatio >= issueSessions)}"
@@ -975,7 +1056,9 @@ def markdownTable(rows: list[list[str]]) -> str:
 
 
 def textTable(rows: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    # A line across the table (a skipped run) does not widen its first column.
+    measured = [row for row in rows if any(row[1:])]
+    widths = [max(len(row[i]) for row in measured) for i in range(len(rows[0]))]
     lines = []
     for n, row in enumerate(rows):
         lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
@@ -994,8 +1077,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a run of about a minute, with shorter loads")
     parser.add_argument(
         "--servers",
-        default="socksgate,twisted,dante",
-        help="comma-separated: socksgate, twisted (Twisted's SOCKS4 server), dante (if danted is installed)",
+        default="socksgate,twisted,dante,workers",
+        help="comma-separated: socksgate, twisted (Twisted's SOCKS4 server), dante (if danted is installed),"
+        " workers (socksgate --workers 2, unpinned)",
     )
     parser.add_argument(
         "--twistd",
@@ -1034,6 +1118,7 @@ def main() -> int:
         workdir = Path(tmp)
         gen = LoadGen(workdir, maxSeconds=900)
         servers: dict[str, tuple[Server, Results]] = {}
+        skipped: list[tuple[str, str]] = []
         try:
             direct = runDirect(gen, settings)
             for name in wanted:
@@ -1047,6 +1132,23 @@ def main() -> int:
                     server = TwistedSocks(
                         "twisted", "twistd socks (SOCKS4)", "socks4", workdir, nofile, args.twistd
                     )
+                elif name == "workers":
+                    server = Socksgate(
+                        "workers", "socksgate --workers 2 (SOCKS5, unpinned)", "socks5", workdir, nofile,
+                        args.twistd, tree=True, cores=BOTH_CORES, options=["--workers", "2"],
+                    )  # fmt: skip
+                    server.sourceDir = socksgateSource(args.twistd)
+                    why = refusal(server)
+                    if why:
+                        log(f"== {server.title}: skipped: {why}")
+                        skipped.append((server.title, why))
+                        continue
+                    gen.share(BOTH_CORES)
+                    try:
+                        servers[name] = (server, runServer(gen, server, settings))
+                    finally:
+                        gen.share(LOADGEN_CORE)
+                    continue
                 elif name == "dante":
                     danted = shutil.which("danted") or shutil.which("sockd")
                     if not danted:
@@ -1066,6 +1168,8 @@ def main() -> int:
     machine = describeMachine(args.twistd)
     command = "python benchmarks/run.py" + (" --quick" if args.quick else "")
     rows = buildTable(direct, servers)
+    for title, why in skipped:
+        rows.append([f"{title}: skipped, {why}"] + [""] * (len(rows[0]) - 1))
     verdicts = bars(direct, servers)
     warnings = interference(direct, servers)
     if "socksgate" in servers:

@@ -5,20 +5,29 @@ a L{twisted.logger} event in the C{socksgate.session} namespace.
 Granted sessions are emitted when they end, refused ones at once.  The
 event's C{record} key holds the record as a dict with the fields of the
 session log (see SPEC), ready to be written as a JSON line.
+
+The record belongs to the session log, not to twistd's text log: an event
+has a text (a C{log_format}) only when it is sampled, the first one and
+then at most one every L{TEXT_LINE_INTERVAL} seconds (L{TextLineSampler}),
+and that text says how many records were left out of the text since the
+last line.  Formatting a line and writing it for every session was the
+largest single cost of a short session.
 """
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, fields
 from enum import StrEnum
+from random import getrandbits
 
 from twisted.logger import Logger
 
 from .timestamps import isoNow
 
 __all__ = [
+    "TEXT_LINE_INTERVAL",
     "SessionRecord",
+    "TextLineSampler",
     "emitSession",
     "newSessionID",
 ]
@@ -28,9 +37,11 @@ log = Logger(namespace="socksgate.session")
 
 def newSessionID() -> str:
     """
-    A random identifier for a session, unique enough to grep a log for.
+    A random identifier for a session, unique enough to grep a log for: 8
+    hexadecimal digits.  It is no secret, so it comes from L{random} (no
+    system call per session) rather than L{secrets}.
     """
-    return secrets.token_hex(4)
+    return f"{getrandbits(32):08x}"
 
 
 @dataclass(slots=True)
@@ -110,13 +121,64 @@ _LOGGED_FIELDS = ("time",) + tuple(
 )
 
 
-def emitSession(record: SessionRecord, now: float) -> None:
+#: Seconds between two session records that have a text (see
+#: L{TextLineSampler}).
+TEXT_LINE_INTERVAL = 60.0
+
+
+class TextLineSampler:
+    """
+    Chooses the session events that carry a text, for twistd's text log and
+    any observer that formats events: the first one, then the first one
+    after at least L{TEXT_LINE_INTERVAL} seconds (in the clock of the
+    records) since the last one with a text.  A clock that went back
+    counts as the interval being over.
+
+    @ivar left: records without a text since the last one with a text.
+    """
+
+    __slots__ = ("_last", "interval", "left")
+
+    def __init__(self, interval: float = TEXT_LINE_INTERVAL) -> None:
+        self.interval = interval
+        self.left = 0
+        self._last: float | None = None
+
+    def sample(self, now: float) -> int | None:
+        """
+        Whether the record emitted at C{now} gets a text.
+
+        @return: L{None} for no text, else how many records were left
+            without one since the last record with a text.
+        """
+        last = self._last
+        if last is not None and last <= now < last + self.interval:
+            self.left += 1
+            return None
+        self._last = now
+        left, self.left = self.left, 0
+        return left
+
+
+_sampler = TextLineSampler()
+
+_TEXT = (
+    "session {record[session]} {record[outcome]}: {record[client]} "
+    "{record[command]} {record[destination]} reply={record[reply]} {record[message]}"
+    " ({left} more since the last session line; the session log has every record)"
+)
+
+
+def emitSession(record: SessionRecord, now: float, sampler: TextLineSampler | None = None) -> None:
     """
     Emit C{record}, finished at C{now} (in the clock of C{record.started}).
+
+    @param sampler: chooses whether the event has a text; by default the
+        process's one.
     """
     record.duration = round(max(0.0, now - record.started), 3)
-    log.info(
-        "session {record[session]} {record[outcome]}: {record[client]} "
-        "{record[command]} {record[destination]} reply={record[reply]} {record[message]}",
-        record=record.asDict(),
-    )
+    left = (sampler or _sampler).sample(now)
+    if left is None:
+        log.info(record=record.asDict())
+    else:
+        log.info(_TEXT, record=record.asDict(), left=left)

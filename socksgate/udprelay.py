@@ -52,9 +52,11 @@ way, and the datagrams denied by the policy and dropped.
 
 from __future__ import annotations
 
+import socket
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
+from errno import ECONNREFUSED
 from ipaddress import IPv6Address, ip_address
 from typing import Any
 
@@ -103,6 +105,10 @@ REMEMBERED_DESTINATIONS = 1024
 #: datagram outside IPv6 jumbograms, so nothing is ever cut short.
 MAX_DATAGRAM_SIZE = 65536
 
+#: The length of a SOCKS UDP header by its ATYP byte, less the name's
+#: length for a domain name (ATYP 3), whose length byte follows.
+_HEADER_LENGTHS = {1: 10, 3: 7, 4: 22}
+
 #: A destination as the client names it: an address or a name, and a port.
 _Destination = tuple[Any, int]
 
@@ -116,6 +122,11 @@ class _RelaySocket(DatagramProtocol):
     One UDP socket of an association: hands what it reads to it.
 
     @ivar main: whether it is the socket the client sends to.
+    @ivar sendTo: sends a datagram to an address given as C{(text, port)},
+        of the socket's family: the socket's own C{sendto} once
+        listening on a real socket, without the checks of Twisted's
+        C{write} (the relay's addresses are already checked), else the
+        transport's C{write}.
     """
 
     noisy = False
@@ -123,6 +134,17 @@ class _RelaySocket(DatagramProtocol):
     def __init__(self, association: UDPAssociation, main: bool) -> None:
         self.association = association
         self.main = main
+        self.sendTo: Callable[[bytes, tuple[str, int]], object] = self._notListening
+
+    def _notListening(self, data: bytes, address: tuple[str, int]) -> object:
+        return self.transport.write(data, address)
+
+    def startProtocol(self) -> None:
+        """
+        Listening: send with the socket itself when there is one.
+        """
+        raw = getattr(self.transport, "socket", None)
+        self.sendTo = raw.sendto if isinstance(raw, socket.socket) else self.transport.write
 
     def logPrefix(self) -> str:
         """
@@ -190,6 +212,10 @@ class UDPAssociation:
         self._mainInterface = ""
         self._sockets: dict[int, _RelaySocket | None] = {}
         self._decisions: OrderedDict[_Destination, _Decided] = OrderedDict()
+        # The header bytes of the client's well-formed datagrams (FRAG 0,
+        # a port) -> the destination they name, so that a header seen
+        # before is not parsed again.
+        self._headers: dict[bytes, _Destination] = {}
         self._queued: dict[_Destination, list[bytes]] = {}
         self._deciding: dict[_Destination, Deferred[Any]] = {}
         # (address as text, port) -> the SOCKS UDP header of its answers
@@ -267,7 +293,8 @@ class UDPAssociation:
             return
         if self._policyInForce() is not self._policy:
             self._policyChanged()
-        host = addressText(host)
+        if ":" in host:
+            host = addressText(host)
         if relaySocket.main and host == self._clientHost and port == (self._clientPort or port):
             self._fromClient(data, port)
             return
@@ -278,27 +305,43 @@ class UDPAssociation:
         self.dropped += 1
 
     def _fromClient(self, data: bytes, sourcePort: int) -> None:
-        try:
-            datagram = parseUDPDatagram(data)
-        except MalformedMessage:
-            self.dropped += 1
-            return
-        if datagram.fragment or not datagram.port:
-            self.dropped += 1
-            return
+        # The header's length, when the datagram is long enough to say.
+        length = _HEADER_LENGTHS.get(data[3], 0) if len(data) > 4 else 0
+        if length == 7:
+            length += data[4]
+        key = self._headers.get(data[:length]) if length else None
+        if key is not None:
+            payload = data[length:]
+        else:
+            try:
+                datagram = parseUDPDatagram(data)
+            except MalformedMessage:
+                self.dropped += 1
+                return
+            if datagram.fragment or not datagram.port:
+                self.dropped += 1
+                return
+            host = datagram.host
+            if isinstance(host, IPv6Address):
+                host = unmapped(host)
+            key = (host, datagram.port)
+            payload = datagram.data
+            if length and len(data) - len(payload) == length:
+                headers = self._headers
+                if len(headers) >= DECISION_CACHE_SIZE:
+                    headers.clear()
+                headers[data[:length]] = key
         if not self._clientPort:
             self._clientPort = sourcePort
-        self._touch()
-        host = datagram.host
-        if isinstance(host, IPv6Address):
-            host = unmapped(host)
-        key = (host, datagram.port)
+        now = self._reactor.seconds()
+        if self._idleCall is not None:
+            self._lastActivity = now
         cached = self._decisions.get(key)
         if cached is not None:
             expires, addresses, counter = cached
-            if expires > self._reactor.seconds():
+            if expires > now:
                 if addresses:
-                    self._send(addresses, datagram.port, datagram.data)
+                    self._send(addresses, key[1], payload)
                 else:
                     self._count(counter)
                 return
@@ -306,14 +349,14 @@ class UDPAssociation:
         queued = self._queued.get(key)
         if queued is not None:
             if len(queued) < QUEUED_PER_DESTINATION:
-                queued.append(datagram.data)
+                queued.append(payload)
             else:
                 self.dropped += 1
             return
         if len(self._queued) >= DESTINATIONS_DECIDING:
             self.dropped += 1
             return
-        self._queued[key] = [datagram.data]
+        self._queued[key] = [payload]
         self._startDeciding(key)
 
     def _startDeciding(self, key: _Destination) -> None:
@@ -409,17 +452,25 @@ class UDPAssociation:
         Send C{payload} to the first of C{addresses} that a socket of the
         association can reach.
         """
+        sockets = self._sockets
         for address, text in addresses:
-            relaySocket = self._socketFor(address.version)
+            version = address.version
+            relaySocket = sockets[version] if version in sockets else self._socketFor(version)
             if relaySocket is None:
                 continue
+            destination = (text, port)
             try:
-                relaySocket.transport.write(payload, (text, port))
-            except (OSError, error.MessageLengthError, error.InvalidAddressError):
+                relaySocket.sendTo(payload, destination)
+            except OSError as failure:
+                # An unconnected socket's ECONNREFUSED (an earlier
+                # datagram's ICMP answer) is ignored, as Twisted's write
+                # ignores it.
+                if failure.errno != ECONNREFUSED:
+                    break
+            except (error.MessageLengthError, error.InvalidAddressError):
                 break
             self.datagramsOut += 1
             self.bytesOut += len(payload)
-            destination = (text, port)
             destinations = self._destinations
             if destination in destinations:
                 destinations.move_to_end(destination)
@@ -458,13 +509,18 @@ class UDPAssociation:
         main = self._main
         assert main is not None
         try:
-            main.transport.write(header + data, (self._clientHost, self._clientPort))
-        except (OSError, error.MessageLengthError, error.InvalidAddressError):
+            main.sendTo(header + data, (self._clientHost, self._clientPort))
+        except OSError as failure:
+            if failure.errno != ECONNREFUSED:
+                self.dropped += 1
+                return
+        except (error.MessageLengthError, error.InvalidAddressError):
             self.dropped += 1
             return
         self.datagramsIn += 1
         self.bytesIn += len(data)
-        self._touch()
+        if self._idleCall is not None:
+            self._lastActivity = self._reactor.seconds()
 
     # The end.
 

@@ -10,7 +10,7 @@ import re
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
-from socksgate.session import SessionRecord, emitSession, newSessionID
+from socksgate.session import TEXT_LINE_INTERVAL, SessionRecord, TextLineSampler, emitSession, newSessionID
 
 #: The fields of every record, in SPEC's order (written out from SPEC's
 #: example record, not taken from the code under test).
@@ -118,12 +118,13 @@ class EmitSessionTests(SynchronousTestCase):
     L{emitSession} sets the duration and emits one log event.
     """
 
-    def emit(self, record: SessionRecord, now: float) -> list[dict]:
+    def emit(self, record: SessionRecord, now: float, sampler: TextLineSampler | None = None) -> list[dict]:
         """
-        Emit C{record} at clock time C{now}, and return the events logged.
+        Emit C{record} at clock time C{now} (with C{sampler}, by default a
+        fresh one: the record gets a text), and return the events logged.
         """
         with capturedLogs() as events:
-            emitSession(record, now)
+            emitSession(record, now, sampler or TextLineSampler())
         return list(events)
 
     def test_duration(self) -> None:
@@ -159,5 +160,37 @@ class EmitSessionTests(SynchronousTestCase):
         self.assertEqual(event["log_level"].name, "info")
         self.assertEqual(
             formatEvent(event),
-            "session 3f2a9c01 denied: 127.0.0.1:53122 connect www.example.com:443 reply=2 no",
+            "session 3f2a9c01 denied: 127.0.0.1:53122 connect www.example.com:443 reply=2 no"
+            " (0 more since the last session line; the session log has every record)",
         )
+
+    def test_textSampled(self) -> None:
+        """
+        Only the first record, and then the first one at least
+        L{TEXT_LINE_INTERVAL} seconds after the last record with a text,
+        have a text (what twistd's text log shows), which says how many
+        records were left without one; every record is in its event.
+        """
+        sampler = TextLineSampler()
+        texts, records = [], []
+        for now in (100.0, 101.0, 130.0, 100.0 + TEXT_LINE_INTERVAL, 100.0 + TEXT_LINE_INTERVAL + 1):
+            record = _record(outcome="closed")
+            [event] = self.emit(record, now, sampler)
+            texts.append(formatEvent(event))
+            records.append(event["record"]["session"])
+        self.assertEqual(records, ["3f2a9c01"] * 5)
+        first = "(0 more since the last session line; the session log has every record)"
+        self.assertEqual([text.endswith(first) for text in texts], [True, False, False, False, False])
+        self.assertEqual(texts[1:3], ["", ""])
+        self.assertIn("(2 more since the last session line;", texts[3])
+        self.assertEqual(texts[4], "")
+
+    def test_textAfterClockWentBack(self) -> None:
+        """
+        A record from a clock earlier than the last record with a text gets
+        a text: the interval counts as over.
+        """
+        sampler = TextLineSampler()
+        self.emit(_record(outcome="closed"), 500.0, sampler)
+        [event] = self.emit(_record(outcome="closed"), 10.0, sampler)
+        self.assertIn("session 3f2a9c01 closed", formatEvent(event))

@@ -1002,3 +1002,58 @@ class UNIXSocketTests(Udp, LoopbackTestCase):
         self.assertEqual(association.relay[0], "127.0.0.1")
         self.client.send(toIPv4(self.echo.port) + b"unix", association.relay)
         self.assertEqual(await self.client.nextData(), toIPv4(self.echo.port) + b"unix")
+
+
+class HotPathTests(Udp, LoopbackTestCase):
+    """
+    The relay's work per datagram: a header seen before is not parsed
+    again, and datagrams go out through the socket's own C{sendto}.
+    """
+
+    async def test_headerParsedOnce(self) -> None:
+        """
+        Datagrams with the same header are parsed once; each is relayed
+        with its own payload, and another header is parsed in its turn.
+        """
+        import socksgate.udprelay as udprelay
+
+        parsed = []
+
+        def counting(data: bytes) -> Any:
+            parsed.append(data)
+            return parse(data)
+
+        parse = udprelay.parseUDPDatagram
+        self.patch(udprelay, "parseUDPDatagram", counting)
+        self.startAll()
+        association = await associate(self.gateway)
+        header = toIPv4(self.echo.port)
+        for payload in (b"one", b"two", b"three"):
+            self.client.send(header + payload, association.relay)
+            self.assertEqual(await self.client.nextData(), header + payload)
+        other = openUDP(self, UDPEcho())
+        self.client.send(toIPv4(other.port) + b"four", association.relay)
+        self.assertEqual(await self.client.nextData(), toIPv4(other.port) + b"four")
+        self.assertEqual(parsed, [header + b"one", toIPv4(other.port) + b"four"])
+
+    async def test_sendsWithSocket(self) -> None:
+        """
+        Once listening, the relay sends with the socket's C{sendto}, not
+        with the transport's C{write} (which checks every address again).
+        """
+        from twisted.internet import udp
+
+        writes = []
+        write = udp.Port.write
+
+        def recording(port: Any, datagram: bytes, addr: Any = None) -> Any:
+            writes.append(datagram)
+            return write(port, datagram, addr)
+
+        self.patch(udp.Port, "write", recording)
+        self.startAll()
+        association = await associate(self.gateway)
+        self.client.send(toIPv4(self.echo.port) + b"ping", association.relay)
+        self.assertEqual(await self.client.nextData(), toIPv4(self.echo.port) + b"ping")
+        # The test's client and echo server write; the relay does not.
+        self.assertEqual(writes, [toIPv4(self.echo.port) + b"ping", b"ping"])

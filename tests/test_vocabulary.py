@@ -18,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 import socksgate
 from socksgate.accesslog import FLUSH_DELAY, AccessLogService
 from socksgate.config import LogConfig
-from socksgate.session import SessionRecord, emitSession
+from socksgate.session import SessionRecord, TextLineSampler, emitSession
 from socksgate.vocabulary import Command, Outcome, Version
 
 #: The package's directory, whose modules L{spellings} reads.
@@ -175,8 +175,9 @@ class RecordTests(SynchronousTestCase):
         service = AccessLogService(LogConfig(access=path), clock)
         service.startService()
         self.addCleanup(lambda: service.running and service.stopService())
-        emitSession(_record(Version.SOCKS5, Command.UDP, Outcome.TIMEOUT), 1.5)
-        emitSession(_record("5", "udp", "timeout"), 1.5)
+        # A sampler each, so that both events have their text.
+        emitSession(_record(Version.SOCKS5, Command.UDP, Outcome.TIMEOUT), 1.5, TextLineSampler())
+        emitSession(_record("5", "udp", "timeout"), 1.5, TextLineSampler())
         clock.advance(FLUSH_DELAY)
         withMembers, withStrings = self.events
         self.assertEqual(formatEvent(withMembers), formatEvent(withStrings))

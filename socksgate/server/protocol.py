@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IDelayedCall, IHalfCloseableProtocol
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -267,9 +267,18 @@ class SOCKSServerProtocol(Handshake, Protocol):
             user=user,
             auth=record.auth,
         )
-        identNeeded = version != Version.SOCKS5 and self.factory.auth.ident != "off"
-        checked = self._checkIdent(accessRequest) if identNeeded else succeed(accessRequest)
-        checked.addCallback(self._startCommand, command, request)
+        if version != Version.SOCKS5 and self.factory.auth.ident != "off":
+            checked = self._checkIdent(accessRequest).addCallback(self._startCommand, command, request)
+        else:
+            # Nothing to wait for: start the command now, with no Deferred
+            # of our own in front of it.
+            try:
+                checked = self._startCommand(accessRequest, command, request)
+            except Exception:
+                checked = fail()
+            if not isinstance(checked, Deferred):
+                self._started(checked)
+                return
         self._pending = checked
         checked.addCallbacks(self._started, self._startFailed)
         checked.addErrback(self._internalError)
