@@ -34,14 +34,8 @@ up to L{QUEUED_PER_DESTINATION} datagrams wait for it, for at most
 L{DESTINATIONS_DECIDING} destinations at once; more are dropped.  A name
 must resolve within C{connect-timeout}.
 
-Limits: a client address may hold at most
-L{socksgate.server.sessions.MAX_ASSOCIATIONS_PER_CLIENT}
-associations at once, across all the listeners of a gateway (counted by
-the gateway's L{socksgate.server.SessionTable}).  A request
-beyond that gets REP 0x01 (general SOCKS server failure) and the outcome
-C{"denied"} in the session log: it is the gateway's capacity, not its
-ruleset (0x02), that refuses, and 0x01 tells a client that trying again
-later may succeed.
+The gateway's L{socksgate.server.SessionTable} limits the associations of
+a client address (see L{socksgate.server.commands.udp}).
 
 The association ends when the control connection closes (or half-closes),
 or after C{udp-idle-timeout} seconds without a datagram relayed either way
@@ -52,7 +46,6 @@ way, and the datagrams denied by the policy and dropped.
 
 from __future__ import annotations
 
-import socket
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
@@ -63,7 +56,6 @@ from typing import Any
 from twisted.internet import error
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.internet.interfaces import IDelayedCall, IHostnameResolver
-from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -73,6 +65,7 @@ from .interfaces import IAccessPolicy, IClientConnection, ISession
 from .latch import AllClosed
 from .outbound import permittedAddresses, refusalForFailure
 from .policy import AccessRequest
+from .udpsockets import RelaySocket
 from .vocabulary import Outcome
 from .wire import MalformedMessage, UDPDatagram, parseUDPDatagram
 
@@ -115,48 +108,6 @@ _Destination = tuple[Any, int]
 #: A cached decision: when it expires, the permitted addresses (each with
 #: its text), and the counter for datagrams when there are none.
 _Decided = tuple[float, list[tuple[IPAddress, str]], str]
-
-
-class _RelaySocket(DatagramProtocol):
-    """
-    One UDP socket of an association: hands what it reads to it.
-
-    @ivar main: whether it is the socket the client sends to.
-    @ivar sendTo: sends a datagram to an address given as C{(text, port)},
-        of the socket's family: the socket's own C{sendto} once
-        listening on a real socket, without the checks of Twisted's
-        C{write} (the relay's addresses are already checked), else the
-        transport's C{write}.
-    """
-
-    noisy = False
-
-    def __init__(self, association: UDPAssociation, main: bool) -> None:
-        self.association = association
-        self.main = main
-        self.sendTo: Callable[[bytes, tuple[str, int]], object] = self._notListening
-
-    def _notListening(self, data: bytes, address: tuple[str, int]) -> object:
-        return self.transport.write(data, address)
-
-    def startProtocol(self) -> None:
-        """
-        Listening: send with the socket itself when there is one.
-        """
-        raw = getattr(self.transport, "socket", None)
-        self.sendTo = raw.sendto if isinstance(raw, socket.socket) else self.transport.write
-
-    def logPrefix(self) -> str:
-        """
-        How Twisted names the socket in its log.
-        """
-        return "socksgate UDP relay"
-
-    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
-        """
-        Pass a datagram to the association.
-        """
-        self.association.datagramReceived(self, datagram, addr[0], addr[1])
 
 
 @implementer(ISession)
@@ -208,9 +159,9 @@ class UDPAssociation:
         self._idleTimeout = idleTimeout
         self._resolveTimeout = resolveTimeout
         self._bindHost = bindHost
-        self._main: _RelaySocket | None = None
+        self._main: RelaySocket | None = None
         self._mainInterface = ""
-        self._sockets: dict[int, _RelaySocket | None] = {}
+        self._sockets: dict[int, RelaySocket | None] = {}
         self._decisions: OrderedDict[_Destination, _Decided] = OrderedDict()
         # The header bytes of the client's well-formed datagrams (FRAG 0,
         # a port) -> the destination they name, so that a header seen
@@ -233,7 +184,7 @@ class UDPAssociation:
         @return: its address and port.
         @raise error.CannotListenError: it cannot be opened.
         """
-        main = self._main = _RelaySocket(self, True)
+        main = self._main = RelaySocket(self, True)
         port = self._reactor.listenUDP(0, main, interface=interface, maxPacketSize=MAX_DATAGRAM_SIZE)
         local = port.getHost()
         address = unmapped(ip_address(withoutScope(local.host)))
@@ -285,7 +236,7 @@ class UDPAssociation:
 
     # Datagrams.
 
-    def datagramReceived(self, relaySocket: _RelaySocket, data: bytes, host: str, port: int) -> None:
+    def datagramReceived(self, relaySocket: RelaySocket, data: bytes, host: str, port: int) -> None:
         """
         Relay one datagram that arrived on C{relaySocket} from C{host:port}.
         """
@@ -481,18 +432,18 @@ class UDPAssociation:
             return
         self.dropped += 1
 
-    def _socketFor(self, version: int) -> _RelaySocket | None:
+    def _socketFor(self, version: int) -> RelaySocket | None:
         """
         The socket that sends to addresses of IP C{version}, opened when
         first needed; L{None} if there cannot be one.
         """
         if version in self._sockets:
             return self._sockets[version]
-        relaySocket: _RelaySocket | None = None
+        relaySocket: RelaySocket | None = None
         if self._bindHost is None:
             mainAddress = ip_address(withoutScope(self._mainInterface))
             table = LOOPBACK_HOSTS if mainAddress.is_loopback else UNSPECIFIED_HOSTS
-            relaySocket = _RelaySocket(self, False)
+            relaySocket = RelaySocket(self, False)
             try:
                 self._reactor.listenUDP(
                     0, relaySocket, interface=table[version], maxPacketSize=MAX_DATAGRAM_SIZE

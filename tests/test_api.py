@@ -44,6 +44,7 @@ PUBLIC = (
     "socksgate.testing",
     "socksgate.threads",
     "socksgate.udprelay",
+    "socksgate.udpsockets",
     "socksgate.vocabulary",
     "socksgate.wire",
 )

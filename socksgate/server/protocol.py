@@ -26,6 +26,7 @@ from ..outbound import refusalForFailure
 from ..policy import AccessRequest
 from ..relay import Relay
 from ..session import SessionRecord, emitSession, newSessionID
+from ..splicing import SpliceRelay
 from ..vocabulary import Command, Outcome, RequestRefused, Version
 from ..wire import (
     NEED_DATA,
@@ -179,11 +180,12 @@ class SOCKSServerProtocol(Handshake, Protocol):
         return self._lost
 
     @property
-    def relay(self) -> Relay | None:
+    def relay(self) -> Relay | SpliceRelay | None:
         """
-        The L{Relay} of a relayed TCP session (CONNECT, BIND), if any.
+        The relay of a relayed TCP session (CONNECT, BIND), if any: the
+        stream L{Relay} or the zero-copy L{SpliceRelay}.
         """
-        return self.session if isinstance(self.session, Relay) else None
+        return self.session if isinstance(self.session, (Relay, SpliceRelay)) else None
 
     def abortConnection(self) -> None:
         """
