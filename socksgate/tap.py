@@ -7,15 +7,29 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from twisted.application.service import IService
+from twisted.application.service import IService, MultiService
 from twisted.cred import strcred
 from twisted.cred.credentials import IUsernamePassword
+from twisted.internet.error import CannotListenError
 from twisted.python import usage
 
+import twisted
+
+from . import __version__
 from .accesslog import AccessLogError, checkAccessLog
 from .config import ConfigError, loadConfig, parseConfig
+from .endpoints import endpointProblem
 from .service import buildService
 from .workers import SHAREABLE, WorkersService, sharedDescription
+
+
+def _refuse(problem: str) -> SystemExit:
+    """
+    What stops twistd on a configuration problem: the problem alone, on
+    standard error, and exit status 1 (a L{usage.UsageError} would print
+    the whole C{--help} first).
+    """
+    return SystemExit(f"twistd socksgate: {problem}")
 
 
 def workerCount(value: str) -> int:
@@ -79,6 +93,13 @@ class Options(usage.Options, strcred.AuthOptionMixin):
 
     opt_l = opt_listen
 
+    def opt_version(self) -> None:
+        """
+        Print socksgate's version and exit.
+        """
+        print(f"socksgate {__version__} (Twisted {twisted.__version__})")
+        raise SystemExit(0)
+
     def postOptions(self) -> None:
         """
         Load the configuration file, so that its errors stop twistd.
@@ -86,7 +107,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         try:
             self["workers"] = workerCount(str(self["workers"]))
         except ValueError as error:
-            raise usage.UsageError(str(error)) from None
+            raise _refuse(str(error)) from None
         checkers = self.get("credCheckers", [])
         if len(checkers) > 1:
             raise usage.UsageError("give --auth once: socksgate checks passwords with one checker")
@@ -98,7 +119,13 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             else:
                 config = parseConfig("", "(no configuration file)", authChecker)
         except ConfigError as error:
-            raise usage.UsageError(str(error)) from None
+            raise _refuse(str(error)) from None
+        for option, description in [("--listen", item) for item in self["listen"]] + [
+            ("--status", self["status"] or "")
+        ]:
+            problem = description and endpointProblem(description)
+            if problem:
+                raise _refuse(f"{option}: {problem}")
         if self["listen"]:
             config = config.withListen(tuple(self["listen"]))
         config = config.withLog(access=self["access-log"], status=self["status"])
@@ -106,12 +133,12 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             try:
                 checkAccessLog(config.log)
             except AccessLogError as error:
-                raise usage.UsageError(str(error)) from None
+                raise _refuse(str(error)) from None
         if self["workers"] > 1:
             for description in config.server.listen:
                 kind = sharedDescription(description).partition(":")[0].lower()
                 if kind not in SHAREABLE:
-                    raise usage.UsageError(
+                    raise _refuse(
                         f"--workers {self['workers']}: the listener {description} cannot be shared; "
                         "worker processes share tcp:, tcp6:, unix: and systemd: listeners "
                         "(and haproxy: over them)"
@@ -119,19 +146,41 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         self["configuration"] = config
 
 
+class _TwistdService(MultiService):
+    """
+    The gateway under twistd: a listener that cannot be opened (a port in
+    use, an address not on this host) stops twistd with one line that says
+    so, not a traceback.
+    """
+
+    def privilegedStartService(self) -> None:
+        """
+        Open the listeners, or stop twistd with the reason.
+        """
+        try:
+            super().privilegedStartService()
+        except CannotListenError as error:
+            where = f"{error.interface or '*'}:{error.port}"
+            reason = getattr(error.socketError, "strerror", None) or str(error.socketError)
+            raise _refuse(f"cannot listen on {where}: {reason}") from None
+
+
 def makeService(options: Options) -> IService:
     """
     Build the gateway from the parsed options: one process, or with
     C{--workers N} (N > 1) the parent of N worker processes.
     """
+    parent = _TwistdService()
     if options["workers"] > 1:
         from twisted.internet import reactor
 
-        return WorkersService(
+        WorkersService(
             options["configuration"],
             reactor,
             options["workers"],
             options["arguments"],
             authChecker=options["authChecker"],
-        )
-    return buildService(options["configuration"], authChecker=options["authChecker"])
+        ).setServiceParent(parent)
+    else:
+        buildService(options["configuration"], authChecker=options["authChecker"]).setServiceParent(parent)
+    return parent

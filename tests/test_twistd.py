@@ -80,6 +80,61 @@ class TwistdTests(LoopbackTestCase):
         out, err, code = await self.twistd("socksgate", "--workers", "1", "--help")
         self.assertEqual(code, 0, err)
 
+    async def test_errorsInOneLine(self) -> None:
+        """
+        A configuration file error, a bad --listen or --status description
+        and a bad --workers each stop twistd with status 1 and one line that
+        says what is wrong, without the --help text before it and without a
+        traceback.
+        """
+        path = os.path.abspath(self.mktemp())
+        with open(path, "w") as stream:
+            stream.write('[server]\nlisten = ["tcpp:31090"]\n')
+        cases = [
+            (
+                ["-c", path],
+                f"twistd socksgate: {path}:2: [server] listen: 'tcpp:31090': unknown endpoint type",
+            ),
+            (["-l", "tcp:abc"], "twistd socksgate: --listen: 'tcp:abc': 'abc' is not a number"),
+            (["--status", "tcpx:9"], "twistd socksgate: --status: 'tcpx:9': unknown endpoint type 'tcpx'"),
+            (["--workers", "0"], "twistd socksgate: --workers 0: give at least 1 process"),
+        ]
+        for arguments, expected in cases:
+            out, err, code = await self.twistd("-n", "--pidfile=", "socksgate", *arguments)
+            self.assertEqual(code, 1, out + err)
+            self.assertIn(expected.encode(), out + err)
+            self.assertNotIn(b"Usage:", out + err)
+            self.assertNotIn(b"Traceback", out + err)
+
+    async def test_portInUse(self) -> None:
+        """
+        A port already in use stops twistd with one line naming it.
+        """
+        import socket
+
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            out, err, code = await self.twistd(
+                "-n", "--pidfile=", "socksgate", "-l", f"tcp:{port}:interface=127.0.0.1"
+            )
+        self.assertEqual(code, 1)
+        self.assertIn(
+            f"twistd socksgate: cannot listen on 127.0.0.1:{port}: Address already in use".encode(), out + err
+        )
+        self.assertNotIn(b"Traceback", out + err)
+
+    async def test_version(self) -> None:
+        """
+        C{twistd socksgate --version} prints socksgate's and Twisted's versions.
+        """
+        import socksgate
+
+        out, err, code = await self.twistd("socksgate", "--version")
+        self.assertEqual(code, 0, err)
+        self.assertTrue(out.startswith(f"socksgate {socksgate.__version__} (Twisted ".encode()), out)
+
     async def test_failingExpectationStops(self) -> None:
         """
         A file whose [[expect]] check fails stops twistd, naming the

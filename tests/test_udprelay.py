@@ -988,6 +988,8 @@ class UNIXSocketTests(Udp, LoopbackTestCase):
         control = await connectProtocol(UNIXClientEndpoint(reactor, path), RawClient())
         control.transport.write(associateRequest())
         self.assertEqual(await control.receiveAll(), b"\x05\x00" + b"\x05\x01\x00\x01" + b"\x00" * 6)
+        # The record names the client as a UNIX socket's, not a Python repr.
+        self.assertEqual(self.records[-1]["client"], "unix")
 
     async def test_declaredClientAddress(self) -> None:
         """

@@ -58,6 +58,20 @@ _COMMAND_NAMES = {
 }
 
 
+def _clientOf(peer: Any) -> str:
+    """
+    The session log's C{client} for a peer without an IP address: C{unix}
+    for a UNIX socket's (C{unix:PATH} when the client bound its socket to a
+    path), else the address's type.
+    """
+    if not hasattr(peer, "name"):
+        return type(peer).__name__
+    name = peer.name
+    if isinstance(name, bytes):
+        name = name.decode("utf-8", "backslashreplace")
+    return f"unix:{name}" if name else "unix"
+
+
 @implementer(IHalfCloseableProtocol)
 class SOCKSServerProtocol(Handshake, Protocol):
     """
@@ -103,7 +117,7 @@ class SOCKSServerProtocol(Handshake, Protocol):
             self.transport.loseConnection()
             return
         self._admitted = True
-        client = formatHostPort(self.client, self._clientPort) if self.client else str(peer)
+        client = formatHostPort(self.client, self._clientPort) if self.client else _clientOf(peer)
         self.record = SessionRecord(newSessionID(), factory.listener, client, factory.reactor.seconds())
         self._handshakeCall = factory.reactor.callLater(
             factory.config.handshakeTimeout, self._handshakeTimedOut
