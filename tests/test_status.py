@@ -369,6 +369,28 @@ class MetricsTests(LoopbackTestCase):
         self.assertEqual(after, before)
         self.assertEqual(before[(("message", "no discard"), ("rule", "1"))], 1.0)
 
+    async def test_insertedRuleKeepsCountsWithTheirRules(self) -> None:
+        """
+        A reload that inserts a rule at the top moves every old rule's count
+        with it: "no discard", which was rule 1, is rule 2 with its hit; the
+        new rule 1 starts at 0 (no count moves to the wrong rule).
+        """
+        path = os.path.abspath(self.mktemp())
+        with open(path, "w") as stream:
+            stream.write(SETTINGS + RULES)
+        gateway = await startGateway(self, loadConfig(path))
+        records = collectSessions(self)
+        self.assertEqual(await refusedRequest(gateway.socksPort, 9), b"\x02")
+        await waitUntil(lambda: len(records) == 1)
+        with open(path, "w") as stream:
+            stream.write(
+                SETTINGS + '[[rule]]\naction = "deny"\nports = ["23"]\nmessage = "no telnet"\n' + RULES
+            )
+        self.assertTrue(await gateway.service.reload())
+        after = samples((await scrape(gateway))["socksgate_rule_hits"])
+        self.assertEqual(after[(("message", "no telnet"), ("rule", "1"))], 0.0)
+        self.assertEqual(after[(("message", "no discard"), ("rule", "2"))], 1.0)
+
     async def test_openMetrics(self) -> None:
         """
         A scraper that asks for OpenMetrics gets it.

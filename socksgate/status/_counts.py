@@ -5,7 +5,8 @@ Running totals over the session records of one gateway.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from ..vocabulary import Command, Outcome, Version
@@ -45,7 +46,9 @@ class SessionCounts:
         their destinations.
     @ivar bytesIn: bytes that came back to them.
     @ivar denials: records whose outcome is C{denied}.
-    @ivar ruleHits: records by the number of the rule that decided them.
+    @ivar ruleHits: records by the rule that decided them: by its
+        identity (L{ruleIdentity}) when the counts were told the rules, so a
+        reload that moves a rule moves its count with it; else by number.
     """
 
     def __init__(self) -> None:
@@ -53,12 +56,16 @@ class SessionCounts:
         self.bytesOut = 0
         self.bytesIn = 0
         self.denials = 0
-        self.ruleHits: Counter[int] = Counter()
+        self.ruleHits: Counter[Any] = Counter()
 
-    def add(self, record: Mapping[str, Any]) -> None:
+    def add(self, record: Mapping[str, Any], rules: Sequence[Any] = ()) -> None:
         """
         Count one session record (a dict with the fields of the session
         log).
+
+        @param rules: the rules in force (the record's C{rule} is a number
+            among them); when given, the hit is counted for the rule's
+            identity rather than its number.
         """
         outcome = label(record.get("outcome"))
         self.sessions[label(record.get("command")), label(record.get("version")), outcome] += 1
@@ -68,7 +75,7 @@ class SessionCounts:
             self.denials += 1
         rule = record.get("rule")
         if isinstance(rule, int) and not isinstance(rule, bool):
-            self.ruleHits[rule] += 1
+            self.ruleHits[ruleIdentity(rules[rule - 1]) if 0 < rule <= len(rules) else rule] += 1
 
     @property
     def finished(self) -> int:
@@ -76,3 +83,13 @@ class SessionCounts:
         How many records have been counted.
         """
         return sum(self.sessions.values())
+
+
+def ruleIdentity(rule: Any) -> Any:
+    """
+    What a rule is, whatever its place in the file: the rule with its
+    number and line left out.  A reload that inserts a rule before it
+    keeps its hits; a rule whose content changed (its message, say) starts
+    at zero.
+    """
+    return replace(rule, index=0, line=None)

@@ -52,7 +52,7 @@ class GatewayStatus(Collector):
             return
         record = event.get("record")
         if isinstance(record, Mapping) and record.get("listener") in self.gateway.factories:
-            self.counts.add(record)
+            self.counts.add(record, self.gateway.config.rules)
 
     def openSessions(self) -> list[Any]:
         """

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..timestamps import isoTime
-from ._counts import COMMANDS, VERSIONS, SessionCounts, count, label
+from ._counts import COMMANDS, VERSIONS, SessionCounts, count, label, ruleIdentity
 
 __all__ = [
     "OPEN_SESSIONS_SHOWN",
@@ -279,7 +279,7 @@ def takeSnapshot(gateway: Any, counts: SessionCounts, startedAt: float, now: flo
         finishedBytesIn=counts.bytesIn,
         denials=counts.denials,
         rules=tuple(
-            RuleHits(rule.index, rule.action, rule.message, rule.line, counts.ruleHits[rule.index])
+            RuleHits(rule.index, rule.action, rule.message, rule.line, counts.ruleHits[ruleIdentity(rule)])
             for rule in gateway.config.rules
         ),
         openSessions=tuple(openSessions),
