@@ -73,6 +73,7 @@ class ServerConfig:
     udpIdleTimeout: float = 300.0
     maxSessions: int = 10000
     maxSessionsPerClient: int = 512
+    gracePeriod: float = 30.0
 
 
 #: SOCKS5 methods the [auth] table may name.
@@ -193,6 +194,7 @@ def _parseServer(checker: TableChecker) -> ServerConfig:
         "udp-idle-timeout",
         "max-sessions",
         "max-sessions-per-client",
+        "grace-period",
     }
     checker.checkKeys(known)
     defaults = ServerConfig()
@@ -218,6 +220,7 @@ def _parseServer(checker: TableChecker) -> ServerConfig:
         maxSessionsPerClient=checker.get(
             "max-sessions-per-client", int, defaults.maxSessionsPerClient, positive
         ),
+        gracePeriod=checker.get("grace-period", float, defaults.gracePeriod, notNegative),
     )
 
 

@@ -112,6 +112,10 @@ class GatewayService(MultiService):
         self._previousHandler: Any = None
         self._reloadsAsked = 0
         self._accessLog: Any = None
+        self._status: Any = None
+        #: Whether the gateway is stopping: its listeners are closed and its
+        #: open sessions have the grace period to end.
+        self.draining = False
         if config.log.access:
             # First: a bad path stops the start before any listener opens,
             # and the log is the last to stop, after every session.
@@ -132,7 +136,8 @@ class GatewayService(MultiService):
             endpoint = endpoints.get(description) if endpoints else None
             listenerService(description, factory, reactor, endpoint).setServiceParent(self)
         if config.log.status:
-            StatusService(config.log.status, self, reactor).setServiceParent(self)
+            self._status = StatusService(config.log.status, self, reactor)
+            self._status.setServiceParent(self)
 
     def startService(self) -> None:
         """
@@ -150,13 +155,15 @@ class GatewayService(MultiService):
 
     def stopService(self) -> Deferred[None]:
         """
-        Stop listening, close every open session, and stop the session log
+        Stop listening on every listener at once, let the open sessions run
+        for C{[server] grace-period} seconds (or until SIGTERM comes again),
+        then close those left, and stop the status page and the session log
         last, once the sessions have ended and their records are written;
         leave SIGHUP as it was.
 
-        Sessions are closed as a time-out would close them (the bytes
-        already relayed are delivered); those still open after
-        L{CLOSE_TIMEOUT} seconds are dropped.
+        Sessions left after the grace period are closed as a time-out would
+        close them (the bytes already relayed are delivered); those still
+        open after L{CLOSE_TIMEOUT} seconds are dropped.
         """
         if self._previousHandler is not None:
             signal.signal(signal.SIGHUP, self._previousHandler)
@@ -165,8 +172,11 @@ class GatewayService(MultiService):
         return Deferred.fromCoroutine(self._stop())
 
     async def _stop(self) -> None:
-        others = [service for service in reversed(list(self)) if service is not self._accessLog]
-        await DeferredList([maybeDeferred(service.stopService) for service in others if service.running])
+        self.draining = True
+        last = (self._accessLog, self._status)
+        listeners = [service for service in reversed(list(self)) if service not in last]
+        await DeferredList([maybeDeferred(service.stopService) for service in listeners if service.running])
+        await self._drain(self.config.server.gracePeriod)
         for protocol in list(self.sessions.open):
             protocol.stopSession("the gateway is stopping")
         try:
@@ -184,8 +194,37 @@ class GatewayService(MultiService):
             except DeferredTimeoutError:
                 self.log.error("{count} sessions could not be closed", count=len(self.sessions.open))
         self.throttle.stop()
+        if self._status is not None and self._status.running:
+            await maybeDeferred(self._status.stopService)
         if self._accessLog is not None and self._accessLog.running:
             await maybeDeferred(self._accessLog.stopService)
+
+    async def _drain(self, grace: float) -> None:
+        """
+        Let the open sessions run for C{grace} seconds (the grace period),
+        or until they have all ended, or until SIGTERM comes again.
+        """
+        if not grace or not self.sessions.open:
+            return
+        self.log.info(
+            "stopping: {count} sessions open; closing those left in {grace:g} s (SIGTERM again: at once)",
+            count=len(self.sessions.open),
+            grace=grace,
+        )
+        again: Deferred[None] = Deferred()
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(
+                signal.SIGTERM, lambda number, frame: self._reactor.callFromThread(again.callback, None)
+            )
+        ended = DeferredList([self.sessions.whenEmpty(), again], fireOnOneCallback=True, consumeErrors=True)
+        try:
+            await ended.addTimeout(grace, self._reactor)
+        except DeferredTimeoutError:
+            pass
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
     def _hangUp(self, signalNumber: int, frame: Any) -> None:
         self._reactor.callFromThread(self.reload)

@@ -16,6 +16,7 @@ from dataclasses import fields
 from typing import Any
 
 from twisted.internet import reactor
+from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import Clock, deferLater
 from twisted.logger import Logger, globalLogPublisher
 from twisted.python.logfile import LogFile
@@ -27,6 +28,7 @@ from socksgate.session import SessionRecord, emitSession
 from socksgate.testing import startEchoServer, startGateway
 
 from .helpers import LoopbackTestCase, collectSessions, connectRaw, listeningPort, socks5Connect, startProcess
+from .test_teardown import stopTwice
 from .test_twistd import TWISTD
 
 
@@ -832,6 +834,33 @@ class RunningProcessTests(LoopbackTestCase):
         self.assertEqual(await process.ended, (None, signal.SIGTERM), process.output)
         self.assertNotIn(b"Traceback", process.output)
 
+    async def test_gracePeriod(self) -> None:
+        """
+        After SIGTERM the gateway listens no more, but an open session goes
+        on for grace-period seconds: bytes still pass; when it ends by
+        itself the process exits at once, its record written.
+        """
+        echo = startEchoServer(self)
+        path = os.path.abspath(self.mktemp())
+        config = os.path.abspath(self.mktemp())
+        with open(config, "w") as stream:
+            stream.write("[server]\ngrace-period = 20\n")
+        transport, process, port = await self.startTwistd("-c", config, "--access-log", path)
+        client = await connectRaw(port)
+        client.transport.write(socks5Connect(b"\x7f\x00\x00\x01", echo.port, atyp=1) + b"one")
+        self.assertEqual((await client.receive(15))[12:], b"one")
+        transport.signalProcess(signal.SIGTERM)
+        await self.waitFor(lambda: b"stopping: 1 sessions open" in process.output, process)
+        with self.assertRaises(ConnectionRefusedError):
+            await connectRaw(port)
+        client.transport.write(b"two")
+        self.assertEqual(await client.receive(3), b"two")
+        self.assertFalse(process.ended.called)
+        client.transport.loseConnection()
+        self.assertEqual(await process.ended, (None, signal.SIGTERM), process.output)
+        [record] = readLines(path)
+        self.assertEqual((record["outcome"], record["bytes_out"]), ("closed", 6))
+
     async def test_sessionsOpenAtSIGTERM(self) -> None:
         """
         Every session open when twistd gets SIGTERM — relayed CONNECTs, a
@@ -857,7 +886,8 @@ class RunningProcessTests(LoopbackTestCase):
         self.assertEqual((await udp.receive(12))[2:4], b"\x05\x00")
         self.assertEqual(self.clients(path), [])
 
-        await self.stopTwistd(transport, process)
+        await stopTwice(transport, process)
+        self.assertNotIn(b"Traceback", process.output)
         self.assertNotIn(b"Unhandled", process.output)
         records = readLines(path)
         self.assertEqual(

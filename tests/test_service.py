@@ -189,7 +189,8 @@ class GatewayServiceTests(LoopbackTestCase):
         which has written those records.
         """
         log = os.path.abspath(self.mktemp())
-        config = parseConfig(SETTINGS + PERMIT_LOOPBACK + f"\n[log]\naccess = {json.dumps(log)}\n")
+        settings = SETTINGS + "grace-period = 0\n"
+        config = parseConfig(settings + PERMIT_LOOPBACK + f"\n[log]\naccess = {json.dumps(log)}\n")
         service = self.start(buildService(config, reactor))
         echo = startEchoServer(self)
         listeners = [child for child in service if isinstance(child, StreamServerEndpointService)]

@@ -47,8 +47,9 @@ __all__ = ["SHAREABLE", "STOP_TIMEOUT", "WorkersService", "sharedDescription"]
 #: The endpoint types whose sockets workers can share.
 SHAREABLE = ("tcp", "tcp6", "unix", "systemd")
 
-#: Seconds the parent waits for its workers to stop (each may take two
-#: L{CLOSE_TIMEOUT}s) before it kills those that remain.
+#: Seconds the parent waits for its workers to stop, beyond the grace
+#: period (each may then take two L{CLOSE_TIMEOUT}s), before it kills
+#: those that remain.
 STOP_TIMEOUT = 2 * CLOSE_TIMEOUT + 5.0
 
 #: Environment variables of systemd's socket activation, which are the
@@ -338,7 +339,10 @@ class WorkersService(MultiService):
             slot.restartCall = None
         await self._endWorkers("TERM")
         if any(slot.transport is not None for slot in self.slots):
-            self.log.warn("workers did not stop in {seconds:g} s; killing them", seconds=STOP_TIMEOUT)
+            self.log.warn(
+                "workers did not stop in {seconds:g} s; killing them",
+                seconds=self.config.server.gracePeriod + STOP_TIMEOUT,
+            )
             await self._endWorkers("KILL")
         ports, self.ports = self.ports, []
         await DeferredList([maybeDeferred(port.stopListening) for port in ports])
@@ -362,6 +366,8 @@ class WorkersService(MultiService):
         if not waiting:
             return
         try:
-            await DeferredList(waiting, consumeErrors=True).addTimeout(STOP_TIMEOUT, self._reactor)
+            await DeferredList(waiting, consumeErrors=True).addTimeout(
+                self.config.server.gracePeriod + STOP_TIMEOUT, self._reactor
+            )
         except DeferredTimeoutError:
             pass
