@@ -182,7 +182,8 @@ class RawConnection:
         """
         if self.connected:
             self.connected = False
-            if reason.check(error.ConnectionAborted):
+            # Not Failure.check, which walks the class's names each call.
+            if isinstance(reason.value, error.ConnectionAborted):
                 try:
                     self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
                 except OSError:

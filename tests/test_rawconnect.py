@@ -10,9 +10,10 @@ from ipaddress import ip_address
 from typing import Any
 
 from twisted.internet import error, reactor, tcp
-from twisted.internet.defer import CancelledError
-from twisted.internet.protocol import Factory
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from socksgate import connecting, rawconnect, relay
@@ -246,3 +247,49 @@ class RawDestinationSessionTests(LoopbackTestCase):
         self.assertEqual(len(self.connectTCP), 1)
         self.assertEqual(self.raw, [])
         self.assertEqual(records[0]["outcome"], "closed")
+
+
+class _Recording(Protocol):
+    """
+    A destination that records how its connection ended.
+    """
+
+    def __init__(self, ended: Deferred[list[Failure]]) -> None:
+        self.ended = ended
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """
+        Report C{reason}.
+        """
+        self.ended.callback([reason])
+
+
+class RawDestinationAbortTests(LoopbackTestCase):
+    """
+    Aborting a session whose destination is a raw connection.
+    """
+
+    async def test_abortResets(self) -> None:
+        """
+        An aborted session resets the raw connection to the destination
+        (the destination's connection is lost, not closed cleanly), as
+        Twisted's transports do for C{abortConnection}.
+        """
+        if not SPLICE_AVAILABLE:
+            raise SkipTest("the zero-copy relay needs Linux and os.splice")
+        ended: Deferred[list[Failure]] = Deferred()
+        listening = reactor.listenTCP(
+            0, Factory.forProtocol(lambda: _Recording(ended)), interface="127.0.0.1"
+        )
+        self.addCleanup(listening.stopListening)
+        gateway = startGateway(self)
+        client = await connectRaw(gateway.port)
+        client.transport.write(socks5Connect(b"\x7f\x00\x00\x01", listening.getHost().port, atyp=1))
+        self.assertEqual(await client.receive(2), b"\x05\x00")
+        self.assertEqual((await client.receive(10))[:2], b"\x05\x00")
+        [protocol] = gateway.factory.sessions.open
+        self.assertIsInstance(protocol.session.destination, RawConnection)
+        protocol.abortConnection()
+        [reason] = await ended
+        self.assertTrue(reason.check(error.ConnectionLost), reason)
+        await client.closed
