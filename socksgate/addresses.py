@@ -116,6 +116,8 @@ def addressText(host: str) -> str:
 
 def formatHostPort(host: object, port: int) -> str:
     """
-    C{host:port}, with an IPv6 address in brackets.
+    C{host:port}, with an IPv6 address in brackets.  C{host} is turned
+    into text once (an address's text is computed anew each time).
     """
-    return f"[{host}]:{port}" if isinstance(host, IPv6Address) or ":" in str(host) else f"{host}:{port}"
+    text = str(host)
+    return f"[{text}]:{port}" if isinstance(host, IPv6Address) or ":" in text else f"{text}:{port}"

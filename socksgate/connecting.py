@@ -14,7 +14,8 @@ resolver's order, as L{twisted.internet.endpoints.HostnameEndpoint} does,
 until one connects; the others are then stopped.  The connect timeout
 bounds them all together.  One address is simply no staggering: one
 connector, one factory, one Deferred and no timer of ours (the connector's
-own timeout is the deadline).
+own timeout is the deadline); when the zero-copy relay will carry the
+session, one address is a raw socket (L{socksgate.rawconnect}) instead.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IConnector, IDelayedCall
+from twisted.internet.interfaces import IConnector, IDelayedCall, IReactorFDSet
 from twisted.internet.protocol import ClientFactory
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from .interfaces import IRoute
 from .policy import AccessRequest, Decision, IPAddress
+from .rawconnect import connectRaw
 from .relay import DestinationProtocol
 from .vocabulary import RequestRefused
 from .wire import ReplyCode
@@ -54,12 +56,16 @@ class DirectRoute:
         C{IReactorTime}).
     @ivar timeout: the connect timeout, over all attempts.
     @ivar bindHost: the source address, or L{None} for the system's choice.
+    @ivar raw: the zero-copy relay will carry the session: one address is
+        connected with L{connectRaw} (see L{connectToAddresses}).
     """
 
-    __slots__ = ("bindHost", "reactor", "timeout")
+    __slots__ = ("bindHost", "raw", "reactor", "timeout")
 
-    def __init__(self, reactor: Any, timeout: float, bindHost: IPAddress | None = None) -> None:
-        self.reactor, self.timeout, self.bindHost = reactor, timeout, bindHost
+    def __init__(
+        self, reactor: Any, timeout: float, bindHost: IPAddress | None = None, raw: bool = False
+    ) -> None:
+        self.reactor, self.timeout, self.bindHost, self.raw = reactor, timeout, bindHost, raw
 
     def connect(
         self, request: AccessRequest, addresses: list[IPAddress], port: int
@@ -69,10 +75,12 @@ class DirectRoute:
 
         @see: L{IRoute.connect}
         """
-        return connectToAddresses(self.reactor, addresses, port, self.timeout, self.bindHost)
+        return connectToAddresses(self.reactor, addresses, port, self.timeout, self.bindHost, self.raw)
 
 
-def routeFor(decision: Decision, reactor: Any, timeout: float, bindHost: IPAddress | None = None) -> IRoute:
+def routeFor(
+    decision: Decision, reactor: Any, timeout: float, bindHost: IPAddress | None = None, raw: bool = False
+) -> IRoute:
     """
     The route that carries out a permitting C{decision}: its C{route} names
     it (L{DIRECT}, or an C{[[upstream]]} once upstreams exist).
@@ -80,13 +88,14 @@ def routeFor(decision: Decision, reactor: Any, timeout: float, bindHost: IPAddre
     @param reactor: the reactor a direct route connects with.
     @param timeout: the connect timeout.
     @param bindHost: the source address of direct connections.
+    @param raw: the zero-copy relay will carry the session (L{DirectRoute.raw}).
     @raise RequestRefused: with 0x01 (outcome C{error}, the decision
         attached) for a route this gateway does not know, such as an
         upstream's name from an L{IAccessPolicy} of one's own: nothing is
         connected.
     """
     if decision.route == DIRECT:
-        return DirectRoute(reactor, timeout, bindHost)
+        return DirectRoute(reactor, timeout, bindHost, raw)
     raise RequestRefused(
         ReplyCode.GENERAL_FAILURE,
         "error",
@@ -101,11 +110,18 @@ def connectToAddresses(
     port: int,
     timeout: float,
     bindHost: IPAddress | None = None,
+    raw: bool = False,
 ) -> Deferred[DestinationProtocol]:
     """
     Connect a L{DestinationProtocol} to the first of C{addresses} that
     answers, starting a new attempt every L{ATTEMPT_DELAY} seconds until one
     connects.  Its transport is paused until a relay takes it.
+
+    With C{raw} (the zero-copy relay will carry the session), one address
+    and a reactor with file descriptors, the connection is a
+    L{socksgate.rawconnect.RawConnection} instead (L{connectRaw}: no
+    Twisted client transport, same failures); several addresses are
+    staggered as above.
 
     Cancelling the Deferred stops every attempt under way.
 
@@ -114,6 +130,7 @@ def connectToAddresses(
         L{defer.TimeoutError} (0x06).
     @param bindHost: the source address, or L{None} for the system's
         choice; when given, only addresses of its family are tried.
+    @param raw: the zero-copy relay will carry the session.
     @return: a Deferred that fires with the connected protocol, or fails
         with the last attempt's failure when all of them failed.
     @raise RequestRefused: (in the Deferred) with 0x03 when no address is
@@ -131,6 +148,8 @@ def connectToAddresses(
                     f"no IPv{bindHost.version} address to reach from {bindHost}",
                 )
             )
+    if raw and len(addresses) == 1 and IReactorFDSet.providedBy(reactor):
+        return connectRaw(reactor, addresses[0], port, timeout, bindAddress)  # type: ignore[return-value]
     return _Attempts(reactor, addresses, port, timeout, bindAddress).connected
 
 

@@ -38,6 +38,11 @@ class _RememberingPoller:
         self._poller = poller
         self._selectables = selectables
         self.reported: dict[int, Any] = {}
+        # The calls the reactor makes for every registration change, bound
+        # once: a lookup through __getattr__ costs a failed lookup first.
+        for name in ("register", "modify", "unregister"):
+            if hasattr(poller, name):
+                setattr(self, name, getattr(poller, name))
 
     def poll(self, *arguments: Any) -> Any:
         """

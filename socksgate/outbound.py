@@ -171,6 +171,7 @@ def openConnection(
     host: str | IPAddress,
     timeout: float,
     bindHost: IPAddress | None = None,
+    raw: bool = False,
 ) -> Deferred[tuple[DestinationProtocol, Decision]]:
     """
     Check, resolve and connect one CONNECT request.
@@ -181,6 +182,8 @@ def openConnection(
     @param request: the request, with no destination yet.
     @param host: the destination the client asked for; it is decided and
         reached as L{destinationFor} says.
+    @param raw: the zero-copy relay will carry the session (see
+        L{connectToAddresses}).
     @return: a Deferred that fires with the connected protocol and the
         decision that permitted it, or fails with L{RequestRefused} or the
         connection's failure (see L{refusalForFailure}).
@@ -192,7 +195,7 @@ def openConnection(
     if isinstance(address, str):
         named = replace(request, destinationName=address)
         return Deferred.fromCoroutine(
-            _openByName(reactor, resolver, decide, named, address, timeout, bindHost)
+            _openByName(reactor, resolver, decide, named, address, timeout, bindHost, raw)
         )
     checked = replace(request, destinationAddress=address)
     try:
@@ -201,10 +204,12 @@ def openConnection(
         return defer.fail(_policyFailed(checked))
     if not isinstance(answer, Decision):
         # A Deferred (or nonsense): the general path settles it.
-        return Deferred.fromCoroutine(_openAnswered(reactor, answer, checked, [address], timeout, bindHost))
+        return Deferred.fromCoroutine(
+            _openAnswered(reactor, answer, checked, [address], timeout, bindHost, raw)
+        )
     if not answer.permitted:
         return defer.fail(_denied(answer))
-    return _connect(reactor, answer, checked, [address], timeout, bindHost).addCallbacks(
+    return _connect(reactor, answer, checked, [address], timeout, bindHost, raw).addCallbacks(
         lambda protocol: (protocol, answer), _failedAfter, errbackArgs=(answer,)
     )
 
@@ -216,12 +221,13 @@ def _connect(
     addresses: list[IPAddress],
     timeout: float,
     bindHost: IPAddress | None,
+    raw: bool = False,
 ) -> Deferred[DestinationProtocol]:
     """
     Connect a permitted request along the route its decision names.
     """
     try:
-        route = routeFor(decision, reactor, timeout, bindHost)
+        route = routeFor(decision, reactor, timeout, bindHost, raw)
     except RequestRefused:
         return defer.fail()
     return route.connect(request, addresses, request.port)  # type: ignore[no-any-return]
@@ -234,6 +240,7 @@ async def _openAnswered(
     addresses: list[IPAddress],
     timeout: float,
     bindHost: IPAddress | None,
+    raw: bool = False,
 ) -> tuple[DestinationProtocol, Decision]:
     """
     Connect an address once the policy's late answer has come.
@@ -242,7 +249,7 @@ async def _openAnswered(
     if not decision.permitted:
         raise _denied(decision)
     try:
-        protocol = await _connect(reactor, decision, request, addresses, timeout, bindHost)
+        protocol = await _connect(reactor, decision, request, addresses, timeout, bindHost, raw)
     except Exception:
         _failedAfter(Failure(), decision)
     return protocol, decision
@@ -310,13 +317,14 @@ async def _openByName(
     host: str,
     timeout: float,
     bindHost: IPAddress | None,
+    raw: bool = False,
 ) -> tuple[DestinationProtocol, Decision]:
     """
     Decide, resolve, decide again for each address, and connect.
     """
     candidates, decision = await permittedAddresses(reactor, resolver, decide, request, host, timeout)
     try:
-        protocol = await _connect(reactor, decision, request, candidates, timeout, bindHost)
+        protocol = await _connect(reactor, decision, request, candidates, timeout, bindHost, raw)
     except Exception:
         _failedAfter(Failure(), decision)
     return protocol, decision

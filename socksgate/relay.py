@@ -21,7 +21,7 @@ from zope.interface import implementer
 
 from .interfaces import ISession
 from .latch import AllClosed
-from .splicing import SpliceRelay, canSplice
+from .splicing import SpliceRelay, canSplice, canSpliceClient
 from .vocabulary import IDLE_TIMEOUT
 
 #: Whether L{makeRelay} may choose the zero-copy L{SpliceRelay}; with
@@ -210,6 +210,16 @@ def makeRelay(
     if allowSplice and canSplice(client, destination, clock):
         return SpliceRelay(client, destination, onEnd, clock, idleTimeout, onClosed)
     return Relay(client, destination, onEnd, clock, idleTimeout, onClosed)
+
+
+def splicesFrom(client: ITransport, clock: IReactorTime) -> bool:
+    """
+    Whether L{makeRelay} will choose the zero-copy relay for a session of
+    this client's transport and a plain TCP destination: then its outgoing
+    connection need not be a Twisted client transport (see
+    L{socksgate.rawconnect}).
+    """
+    return allowSplice and canSpliceClient(client, clock)
 
 
 @implementer(IHalfCloseableProtocol)

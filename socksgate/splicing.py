@@ -50,9 +50,10 @@ from zope.interface import implementer
 
 from .interfaces import ISession
 from .latch import AllClosed
+from .rawconnect import RawConnection
 from .vocabulary import IDLE_TIMEOUT
 
-__all__ = ["PIPE_POOL", "PIPE_SIZE", "POOL_LIMIT", "PipePool", "SpliceRelay", "canSplice"]
+__all__ = ["PIPE_POOL", "PIPE_SIZE", "POOL_LIMIT", "PipePool", "SpliceRelay", "canSplice", "canSpliceClient"]
 
 #: Whether this platform can splice (Linux, Python 3.10 or later).
 SPLICE_AVAILABLE = hasattr(os, "splice") and hasattr(fcntl, "F_SETPIPE_SZ")
@@ -138,7 +139,9 @@ if SPLICE_AVAILABLE:
 
 
 def _plainTCP(transport: object) -> bool:
-    if not isinstance(transport, (tcp.Server, tcp.Client)) or ISSLTransport.providedBy(transport):
+    if not isinstance(transport, (tcp.Server, tcp.Client, RawConnection)) or ISSLTransport.providedBy(
+        transport
+    ):
         return False
     if getattr(transport, "TLS", False) or transport.disconnecting or not transport.connected:
         return False
@@ -150,8 +153,8 @@ def canSplice(client: object, destination: object, reactor: object) -> bool:
     """
     Whether L{SpliceRelay} can carry a session: Linux with C{os.splice}, a
     reactor with file descriptors (C{IReactorFDSet}), and two plain TCP
-    transports of that reactor (C{tcp.Server} or C{tcp.Client} over IPv4 or
-    IPv6: not TLS, not wrapped by a protocol wrapper such as
+    transports of that reactor (C{tcp.Server}, C{tcp.Client} or a
+    L{RawConnection} over IPv4 or IPv6: not TLS, not wrapped by a protocol wrapper such as
     L{socksgate.haproxy}'s, not a UNIX socket), both still connected.
     """
     return (
@@ -160,6 +163,14 @@ def canSplice(client: object, destination: object, reactor: object) -> bool:
         and _plainTCP(client)
         and _plainTCP(destination)
     )
+
+
+def canSpliceClient(client: object, reactor: object) -> bool:
+    """
+    Whether L{SpliceRelay} can carry a session of C{client}'s transport to
+    a plain TCP destination (see L{canSplice}).
+    """
+    return SPLICE_AVAILABLE and IReactorFDSet.providedBy(reactor) and _plainTCP(client)
 
 
 @implementer(IReadWriteDescriptor)

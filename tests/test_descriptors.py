@@ -129,6 +129,20 @@ class ReuseWithinOnePollTests(SynchronousTestCase):
         testReactor.doIteration(0)
         self.assertEqual(new.calls, [])
 
+    def test_registrationCallsBound(self) -> None:
+        """
+        The calls the reactor makes on every registration change
+        (C{register}, C{modify}, C{unregister}) are the poller's own, bound
+        on the guard once, not looked up through C{__getattr__} each time.
+        """
+        for testReactor in (EPollReactor(), PollReactor()):
+            original = testReactor._poller
+            self.assertTrue(guardAgainstDescriptorReuse(testReactor))
+            guard = vars(testReactor._poller)
+            for name in ("register", "modify", "unregister"):
+                if hasattr(original, name):
+                    self.assertEqual(guard[name], getattr(original, name))
+
     def test_guardedPoll(self) -> None:
         """
         The poll reactor is guarded the same way.

@@ -9,13 +9,16 @@ from ipaddress import ip_address
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Factory
 from zope.interface import implementer
 
 from ...addresses import formatHostPort, withoutScope
 from ...interfaces import IClientConnection, ICommand
 from ...outbound import openConnection
 from ...policy import AccessRequest, Decision
-from ...relay import DestinationProtocol, makeRelay
+from ...rawconnect import RawConnection
+from ...relay import DestinationProtocol, makeRelay, splicesFrom
+from ...splicing import canSplice
 from ...vocabulary import endedAs
 from ...wire import ReplyCode
 
@@ -42,11 +45,21 @@ class ConnectCommand:
             message.host,
             gateway.config.connectTimeout,
             gateway.bindHost,
+            splicesFrom(client.transport, gateway.reactor),
         )
         return connecting.addCallback(self._connected, client)
 
     def _connected(self, result: tuple[DestinationProtocol, Decision], client: IClientConnection) -> None:
         destination, decision = result
+        gateway = client.gateway
+        if (
+            isinstance(destination, RawConnection)
+            and not client.gone
+            and not canSplice(client.transport, destination, gateway.reactor)
+        ):
+            # The client's transport can no longer be spliced: the stream
+            # relay carries the session over a Twisted transport.
+            destination = destination.adopt(_DESTINATIONS)  # type: ignore[assignment]
         transport = destination.transport
         if client.gone:
             transport.loseConnection()
@@ -56,8 +69,6 @@ class ConnectCommand:
         record.rule, record.message = decision.rule, decision.message
         record.remote = formatHostPort(remote.host, remote.port)
         record.reply = client.reply(ReplyCode.SUCCEEDED, ip_address(withoutScope(local.host)), local.port)
-
-        gateway = client.gateway
 
         def ended(why: str) -> None:
             record.bytes_out, record.bytes_in = relay.bytesOut, relay.bytesIn
@@ -73,6 +84,8 @@ class ConnectCommand:
         client.attach(relay)
         relay.start(client.takeEarlyData())
 
+
+_DESTINATIONS = Factory.forProtocol(DestinationProtocol)
 
 #: The CONNECT command.
 CONNECT = ConnectCommand()
