@@ -53,12 +53,16 @@ MIB = 1 << 20
 #: another load generator: (stream ratio, 64-in-flight ratio, KiB per idle
 #: session, slow-reader growth in MiB).
 ISSUE_FIGURES = {
-    "dante": (0.25, 0.29, 300.0, 0.1),
+    "dante": (0.47, 0.24, 390.0, 0.1),
     "twisted": (0.24, 0.33, 2.4, 1.7 * 1024),
 }
 
-#: socksgate's bars.
-BAR_IDLE_KIB = 8.0
+#: socksgate's bars (the data-plane issue): one stream at least
+#: BAR_STREAM_OVER_DANTE times Dante's ratio and at least BAR_STREAM_DIRECT
+#: of direct; 32 streams and 64 sessions in flight at least Dante's ratio.
+BAR_STREAM_OVER_DANTE = 1.3
+BAR_STREAM_DIRECT = 0.5
+BAR_IDLE_KIB = 6.0
 BAR_GROWTH_MIB = 1.0
 
 
@@ -1016,12 +1020,16 @@ def bars(direct: Results, servers: dict[str, tuple[Server, Results]]) -> list[st
 
     issueStream, issueSessions, _, _ = ISSUE_FIGURES["dante"]
     lines.append(
-        f"- one stream: {streamRatio:.2f}x direct; Dante's figure in the issue 0.25x: "
-        f"{verdict(streamRatio >= issueStream)}"
+        f"- one stream: {streamRatio:.2f}x direct (bar: at least {BAR_STREAM_DIRECT:g}x): "
+        f"{verdict(streamRatio >= BAR_STREAM_DIRECT)}; Dante's figure in the issue {issueStream:g}x"
     )
     if dante:
         danteRatio = dante[1].stream["mb_per_s"] / direct.stream["mb_per_s"]
-        lines[-1] += f"; Dante in this run {danteRatio:.2f}x: {verdict(streamRatio >= danteRatio)}"
+        over = streamRatio / danteRatio if danteRatio else 0.0
+        lines[-1] += (
+            f"; Dante in this run {danteRatio:.2f}x, socksgate {over:.2f}x that "
+            f"(bar: at least {BAR_STREAM_OVER_DANTE:g}x): {verdict(over >= BAR_STREAM_OVER_DANTE)}"
+        )
         parallelRatio = sg.parallel["mb_per_s"] / direct.parallel["mb_per_s"]
         danteParallel = dante[1].parallel["mb_per_s"] / direct.parallel["mb_per_s"]
         lines.append(
@@ -1029,8 +1037,8 @@ def bars(direct: Results, servers: dict[str, tuple[Server, Results]]) -> list[st
             f"{danteParallel:.2f}x: {verdict(parallelRatio >= danteParallel)}"
         )
     lines.append(
-        f"- sessions, 64 in flight: {sessionsRatio:.2f}x direct; Dante's figure in the issue 0.29x: "
-        f"{verdict(sessionsRatio >= issueSessions)}"
+        f"- sessions, 64 in flight: {sessionsRatio:.2f}x direct; "
+        f"Dante's figure in the issue {issueSessions:g}x: {verdict(sessionsRatio >= issueSessions)}"
     )
     if dante:
         danteRatio = dante[1].concurrent["per_s"] / direct.concurrent["per_s"]
