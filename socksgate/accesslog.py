@@ -36,6 +36,7 @@ from .config import LogConfig
 from .logfiles import (
     AppendFile,
     ClockedDailyLogFile,
+    ModeLogFile,
     StandardOutput,
     StreamStopped,
     Writable,
@@ -167,7 +168,7 @@ class AccessLogService(Service):
             return StandardOutput()
         directory, name = os.path.split(self.path)
         if self.logConfig.rotate == "size":
-            return LogFile(
+            return ModeLogFile(
                 name,
                 directory,
                 rotateLength=self.logConfig.rotateSize,

@@ -15,7 +15,10 @@ from typing import Any, Protocol
 from twisted.python.logfile import BaseLogFile, DailyLogFile, LogFile
 
 __all__ = [
+    "LOG_FILE_MODE",
     "AppendFile",
+    "ModeLogFile",
+    "createWithMode",
     "ClockedDailyLogFile",
     "StandardOutput",
     "StreamStopped",
@@ -129,6 +132,38 @@ def _descriptorOf(target: Any) -> int | None:
         return None
 
 
+#: The mode of a session log file the gateway creates (a new file, a
+#: rotation, a reopen after logrotate moved it), whatever the umask: the
+#: owner writes, its group reads.  A file that exists keeps its mode.
+LOG_FILE_MODE = 0o640
+
+
+def createWithMode(path: str, mode: int = LOG_FILE_MODE) -> None:
+    """
+    Create the file at C{path} with exactly C{mode} (not less by the
+    umask, which twistd sets to 077 when it daemonizes), unless it exists.
+    """
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(descriptor, mode)
+    finally:
+        os.close(descriptor)
+
+
+class ModeLogFile(LogFile):
+    """
+    Twisted's L{LogFile}, whose new files (at start and at each rotation)
+    get L{LOG_FILE_MODE}.
+    """
+
+    def _openFile(self) -> None:
+        createWithMode(self.path)
+        super()._openFile()
+
+
 class AppendFile:
     """
     A file opened for appending (C{O_APPEND}), unbuffered: each write is
@@ -137,6 +172,7 @@ class AppendFile:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        createWithMode(path)
         self._file = open(path, "ab", buffering=0)
 
     def write(self, data: bytes) -> None:
@@ -183,6 +219,10 @@ class ClockedDailyLogFile(DailyLogFile):
     def __init__(self, name: str, directory: str, clock: Any) -> None:
         self._clock = clock
         super().__init__(name, directory)
+
+    def _openFile(self) -> None:
+        createWithMode(self.path)
+        super()._openFile()
 
     def toDate(self, *args: float) -> tuple[int, int, int]:
         """

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -600,6 +601,78 @@ service.flush()
 service.stopService()
 sys.stderr.write(f"lost {service.lost}\\n")
 """
+
+
+#: Under twistd's daemon umask (077), start the session log with the
+#: rotation C{sys.argv[2]}, write, rotate or reopen as logrotate would, and
+#: print the modes of the files.
+_UNDER_DAEMON_UMASK = """
+import os, stat, sys
+from twisted.internet.task import Clock
+from socksgate.accesslog import AccessLogService
+from socksgate.config import LogConfig
+from socksgate.session import SessionRecord, emitSession
+os.umask(0o077)
+path, rotate = sys.argv[1], sys.argv[2]
+service = AccessLogService(LogConfig(access=path, rotate=rotate, rotateSize=1), Clock())
+service.startService()
+emitSession(SessionRecord("00000001", "tcp:1080", "127.0.0.1:1", 0.0), 1.0)
+service.flush()
+os.rename(path, path + ".moved")
+service.reopen()
+emitSession(SessionRecord("00000002", "tcp:1080", "127.0.0.1:1", 0.0), 1.0)
+service.flush()
+service.stopService()
+directory = os.path.dirname(path)
+modes = [(n, stat.S_IMODE(os.stat(os.path.join(directory, n)).st_mode)) for n in os.listdir(directory)]
+print(" ".join(f"{name}={mode:o}" for name, mode in sorted(modes)))
+"""
+
+
+class FileModeTests(SynchronousTestCase):
+    """
+    Files the session log creates are 0640 whatever the umask (twistd
+    sets 077 when it daemonizes), also after SIGUSR1's reopen and a
+    rotation; a file that exists keeps its mode.
+    """
+
+    def modes(self, rotate: str) -> dict[str, str]:
+        """
+        The modes of the files after L{_UNDER_DAEMON_UMASK} with C{rotate}.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        path = os.path.join(directory, "access.log")
+        child = subprocess.run(
+            [sys.executable, "-c", _UNDER_DAEMON_UMASK, path, rotate], capture_output=True, timeout=60
+        )
+        self.assertEqual(child.returncode, 0, child.stderr)
+        return dict(item.split("=") for item in child.stdout.decode().split())
+
+    def test_plain(self) -> None:
+        """
+        A plain file, and the one a reopen makes after it was moved.
+        """
+        self.assertEqual(self.modes("none"), {"access.log": "640", "access.log.moved": "640"})
+
+    def test_rotatedBySize(self) -> None:
+        """
+        Files a size rotation makes.
+        """
+        self.assertEqual(set(self.modes("size").values()), {"640"})
+
+    def test_existingFileKeepsItsMode(self) -> None:
+        """
+        A file that exists is not chmod-ed.
+        """
+        path = os.path.abspath(self.mktemp())
+        with open(path, "w"):
+            pass
+        os.chmod(path, 0o600)
+        service = startAccessLog(self, path)
+        emit(1)
+        service.flush()
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
 
 
 class InvisibleCharacterTests(SynchronousTestCase):
