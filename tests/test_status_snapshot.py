@@ -264,3 +264,26 @@ class SnapshotTests(SynchronousTestCase):
         self.assertEqual(snapshot.denials, 0)
         self.assertEqual(snapshot.asJSON()["sessions"]["finished"], 1)
         self.assertEqual(status.takeSnapshot().asJSON()["sessions"]["finished"], 2)
+
+
+class DrainingTests(SynchronousTestCase):
+    """
+    A stopping gateway says so on the status page and in the metrics.
+    """
+
+    def test_draining(self) -> None:
+        """
+        C{draining} is false while the gateway serves, true once it stops
+        (its listeners closed, its sessions in their grace period), in the
+        JSON and as C{socksgate_draining}.
+        """
+        status, reactor, _ = makeStatus([])
+        snapshot = status.takeSnapshot()
+        self.assertEqual(
+            (snapshot.asJSON()["draining"], samples(snapshot)[("socksgate_draining", ())]), (False, 0)
+        )
+        status.gateway.draining = True
+        snapshot = status.takeSnapshot()
+        self.assertEqual(
+            (snapshot.asJSON()["draining"], samples(snapshot)[("socksgate_draining", ())]), (True, 1)
+        )

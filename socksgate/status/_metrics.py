@@ -82,6 +82,13 @@ def metricFamilies(snapshot: Snapshot) -> Iterator[Metric]:
     connections.add_metric([], snapshot.connections)
     yield connections
 
+    draining = GaugeMetricFamily(
+        "socksgate_draining",
+        "1 while the gateway stops: listeners closed, open sessions in their grace period.",
+    )
+    draining.add_metric([], 1 if snapshot.draining else 0)
+    yield draining
+
     started = GaugeMetricFamily(
         "socksgate_start_time_seconds", "When the status service started, in seconds since the epoch."
     )

@@ -105,6 +105,8 @@ class Snapshot:
     @ivar connections: the client connections open (including those whose
         record is written but that have not closed yet).
     @ivar workers: the worker processes, when there are several.
+    @ivar draining: whether the gateway is stopping (its listeners closed,
+        its open sessions in their grace period).
     """
 
     startedAt: float
@@ -118,6 +120,7 @@ class Snapshot:
     openSessions: tuple[OpenSession, ...]
     connections: int
     workers: tuple[WorkerState, ...] = ()
+    draining: bool = False
 
     @property
     def bytesOut(self) -> int:
@@ -213,6 +216,7 @@ class Snapshot:
                 }
                 for session in self.openSessions[:OPEN_SESSIONS_SHOWN]
             ],
+            "draining": self.draining,
             **workers,
         }
 
@@ -285,6 +289,7 @@ def takeSnapshot(gateway: Any, counts: SessionCounts, startedAt: float, now: flo
         openSessions=tuple(openSessions),
         connections=len(gateway.sessions.open),
         workers=tuple(gateway.describeWorkers()) if hasattr(gateway, "describeWorkers") else (),
+        draining=bool(getattr(gateway, "draining", False)),
     )
 
 
