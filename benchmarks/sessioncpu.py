@@ -27,48 +27,17 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+# The helpers of the main benchmark (this directory is on sys.path when a
+# script of it runs).
+from run import cpuSeconds, freePort, waitForPort  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
-
-
-def freePort() -> int:
-    """
-    A loopback TCP port nobody listens on now.
-    """
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def cpuSeconds(pid: int) -> float:
-    """
-    The CPU time (user and system) of process C{pid}, in seconds.
-    """
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def waitForPort(port: int, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    """
-    Wait until something listens on C{port}, or fail.
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the gateway exited with status {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout:g} s")
 
 
 def runSessions(loadgen: Path, port: int, echoPort: int, count: int, concurrency: int) -> dict[str, object]:
