@@ -143,6 +143,13 @@ class IClientConnection(Interface):
         Emit the session record, once, with its outcome, reply and message.
         """
 
+    def relayEnded(relay, why):
+        """
+        The relay (a stream or zero-copy relay) of the session ended for
+        C{why}: record its byte counts and emit the record (outcome
+        C{timeout} with the reason after the idle timeout, else C{closed}).
+        """
+
     def released():
         """
         Every connection and socket of the session is closed: the request

@@ -122,6 +122,10 @@ class FakeClient:
     def finish(self, outcome: str, reply: int | None, message: str) -> None:
         self.finished.append((outcome, reply, message))
 
+    def relayEnded(self, relay: Any, why: str) -> None:
+        self.record.bytes_out, self.record.bytes_in = relay.bytesOut, relay.bytesIn
+        self.finish(Outcome.CLOSED, self.record.reply, why)
+
     def released(self) -> None:
         self.releases += 1
 

@@ -13,7 +13,7 @@ from zope.interface import implementer
 
 from ..interfaces import IClientConnection, ISession
 from ..session import SessionRecord
-from ..vocabulary import RequestRefused
+from ..vocabulary import RequestRefused, endedAs
 from ..wire import ReplyCode
 
 if TYPE_CHECKING:
@@ -119,6 +119,19 @@ class ClientConnection:
         Emit the session record, once.
         """
         self._protocol.finishSession(outcome, reply, message)
+
+    def relayEnded(self, relay: Any, why: str) -> None:
+        """
+        The relay of the session ended for C{why}: write its byte counts
+        and emit the record, as C{timeout} with the reason when the idle
+        timeout ended it, else as C{closed}.
+        """
+        record = self.record
+        record.bytes_out, record.bytes_in = relay.bytesOut, relay.bytesIn
+        outcome, message = endedAs(why, self._protocol.factory.config.idleTimeout)
+        if message:
+            record.message = message
+        self._protocol.finishSession(outcome, record.reply, message)
 
     def released(self) -> None:
         """

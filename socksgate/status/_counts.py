@@ -58,14 +58,15 @@ class SessionCounts:
         self.denials = 0
         self.ruleHits: Counter[Any] = Counter()
 
-    def add(self, record: Mapping[str, Any], rules: Sequence[Any] = ()) -> None:
+    def add(self, record: Mapping[str, Any], identities: Sequence[Any] = ()) -> None:
         """
         Count one session record (a dict with the fields of the session
         log).
 
-        @param rules: the rules in force (the record's C{rule} is a number
-            among them); when given, the hit is counted for the rule's
-            identity rather than its number.
+        @param identities: the L{ruleIdentity} of each rule in force, in
+            order (the record's C{rule} is a number among them); when given,
+            the hit is counted for the rule's identity rather than its
+            number.
         """
         outcome = label(record.get("outcome"))
         self.sessions[label(record.get("command")), label(record.get("version")), outcome] += 1
@@ -75,7 +76,7 @@ class SessionCounts:
             self.denials += 1
         rule = record.get("rule")
         if isinstance(rule, int) and not isinstance(rule, bool):
-            self.ruleHits[ruleIdentity(rules[rule - 1]) if 0 < rule <= len(rules) else rule] += 1
+            self.ruleHits[identities[rule - 1] if 0 < rule <= len(identities) else rule] += 1
 
     @property
     def finished(self) -> int:

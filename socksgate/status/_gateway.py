@@ -11,7 +11,7 @@ from typing import Any
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from ._counts import SessionCounts
+from ._counts import SessionCounts, ruleIdentity
 from ._metrics import metricFamilies
 from ._snapshot import Snapshot, openSessionPairs, takeSnapshot
 
@@ -36,6 +36,8 @@ class GatewayStatus(Collector):
 
     def __init__(self, gateway: Any, reactor: Any) -> None:
         self.gateway = gateway
+        self._identitiesOf: Any = None
+        self._identities: tuple[Any, ...] = ()
         self.reactor = reactor
         self.counts = SessionCounts()
         self.startedAt = reactor.seconds()
@@ -52,7 +54,17 @@ class GatewayStatus(Collector):
             return
         record = event.get("record")
         if isinstance(record, Mapping) and record.get("listener") in self.gateway.factories:
-            self.counts.add(record, self.gateway.config.rules)
+            self.counts.add(record, self._ruleIdentities())
+
+    def _ruleIdentities(self) -> tuple[Any, ...]:
+        """
+        The identities of the rules in force, worked out again only when a
+        reload brought other rules (not for every record).
+        """
+        rules = self.gateway.config.rules
+        if rules is not self._identitiesOf:
+            self._identitiesOf, self._identities = rules, tuple(ruleIdentity(rule) for rule in rules)
+        return self._identities
 
     def openSessions(self) -> list[Any]:
         """

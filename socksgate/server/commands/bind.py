@@ -51,7 +51,7 @@ from ...outbound import decideOne, permittedAddresses, refusalForFailure
 from ...policy import AccessRequest, Decision
 from ...relay import DestinationProtocol, Relay, makeRelay
 from ...splicing import SpliceRelay
-from ...vocabulary import Outcome, RequestRefused, endedAs
+from ...vocabulary import Outcome, RequestRefused
 from ...wire import ReplyCode, SOCKS4Request, SOCKS5Request
 from ..client import EARLY_DATA_LIMIT
 
@@ -286,13 +286,8 @@ class BindSession:
         relay.start(early, self._clientFinished)
 
     def _relayEnded(self, why: str) -> None:
-        record, relay = self.client.record, self.relay
-        assert relay is not None
-        record.bytes_out, record.bytes_in = relay.bytesOut, relay.bytesIn
-        outcome, message = endedAs(why, self.client.gateway.config.idleTimeout)
-        if message:
-            record.message = message
-        self.client.finish(outcome, record.reply, message)
+        assert self.relay is not None
+        self.client.relayEnded(self.relay, why)
 
     def _relayClosed(self) -> None:
         self._closing.closed("relay")

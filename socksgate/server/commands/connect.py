@@ -19,7 +19,6 @@ from ...policy import AccessRequest, Decision
 from ...rawconnect import RawConnection
 from ...relay import DestinationProtocol, makeRelay, splicesFrom
 from ...splicing import canSplice
-from ...vocabulary import endedAs
 from ...wire import ReplyCode
 
 __all__ = ["CONNECT", "ConnectCommand"]
@@ -71,11 +70,7 @@ class ConnectCommand:
         record.reply = client.reply(ReplyCode.SUCCEEDED, ip_address(withoutScope(local.host)), local.port)
 
         def ended(why: str) -> None:
-            record.bytes_out, record.bytes_in = relay.bytesOut, relay.bytesIn
-            outcome, message = endedAs(why, gateway.config.idleTimeout)
-            if message:
-                record.message = message
-            client.finish(outcome, record.reply, message)
+            client.relayEnded(relay, why)
 
         relay = makeRelay(
             client.transport, transport, ended, gateway.reactor, gateway.config.idleTimeout, client.released
