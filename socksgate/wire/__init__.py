@@ -1,7 +1,7 @@
 """
 The SOCKS wire codec: messages of SOCKS4, SOCKS4a, SOCKS5, RFC 1929 and the
-SOCKS5 UDP header, their parsers, and the server-side handshake state
-machine.  It does no I/O and imports nothing but the standard library.
+SOCKS5 UDP header, their parsers, and the server-side and client-side
+handshake state machines.  It does no I/O and imports nothing but the standard library.
 
 Every C{parse...} function takes the bytes received so far and returns
 C{(message, bytesConsumed)}, or L{None} when the bytes hold only part of a
@@ -10,6 +10,7 @@ message has C{toBytes()}.
 """
 
 from ._addresses import Host, decodeHostname, encodeAddress, encodeHostname, parseAddress
+from ._client import ClientState, SOCKSClientConnection
 from ._constants import (
     MAX_HOSTNAME_LENGTH,
     MAX_USERID_LENGTH,
@@ -46,6 +47,7 @@ __all__ = [
     "NEED_DATA",
     "AddressType",
     "AuthStatus",
+    "ClientState",
     "Command",
     "Host",
     "LocalProtocolError",
@@ -60,6 +62,7 @@ __all__ = [
     "SOCKS5MethodSelection",
     "SOCKS5Reply",
     "SOCKS5Request",
+    "SOCKSClientConnection",
     "SOCKSProtocolError",
     "SOCKSServerConnection",
     "ServerState",
