@@ -136,7 +136,7 @@ clientmethod: none
 socksmethod: none
 {users}
 client pass {{ from: 127.0.0.0/8 to: 0.0.0.0/0 }}
-socks block {{ from: 0.0.0.0/0 to: 127.0.0.1 port = {blocked} }}
+socks block {{ from: 0.0.0.0/0 to: 127.0.0.1/32 port = {blocked} }}
 socks pass {{ from: 127.0.0.0/8 to: 0.0.0.0/0 }}
 """
 

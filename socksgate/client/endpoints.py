@@ -129,7 +129,7 @@ class _SOCKSClientEndpoint:
         outer: Deferred[IProtocol] = Deferred(cancel)
 
         def finished(result: IProtocol | Failure) -> None:
-            if outer.called:
+            if attempt.cancelled:
                 if not isinstance(result, Failure) and result.transport is not None:
                     result.transport.loseConnection()  # type: ignore[attr-defined]
             elif isinstance(result, Failure):
