@@ -5,9 +5,13 @@ C{socks4:} endpoint descriptions, found by Twisted as plugins.
 
 from __future__ import annotations
 
+import os
+import sys
+
 from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, clientFromString
 from twisted.internet.interfaces import IStreamClientEndpointStringParserWithReactor
+from twisted.internet.utils import getProcessOutputAndValue
 from twisted.plugin import getPlugins
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -15,8 +19,9 @@ from socksgate.client import SOCKS4aClientEndpoint, SOCKS4ClientEndpoint, SOCKS5
 from socksgate.testing import StaticResolver, startEchoServer, startGateway
 
 from .client_helpers import echoThrough
-from .helpers import LoopbackTestCase
+from .helpers import LoopbackTestCase, freePort
 
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 PROXY = r"proxy=tcp\:127.0.0.1\:1080"
 
 
@@ -104,3 +109,32 @@ class StringConnectTests(LoopbackTestCase):
         gateway = startGateway(self, resolver=StaticResolver({"echo.test": ["127.0.0.1"]}))
         description = rf"socks5:host=echo.test:port={echo.port}:proxy=tcp\:127.0.0.1\:{gateway.port}"
         await echoThrough(self, clientFromString(reactor, description))
+
+
+class ExampleTests(LoopbackTestCase):
+    """
+    examples/socks_client.py, as docs/client.md shows it.
+    """
+
+    async def test_example(self):
+        """
+        The example reaches the echo server by name through a gateway and
+        prints the destination and the answer; a closed port prints the
+        refusal and its code.
+        """
+        echo = startEchoServer(self)
+        gateway = startGateway(self, resolver=StaticResolver({"echo.test": ["127.0.0.1"]}))
+        description = rf"socks5:host=echo.test:port={echo.port}:proxy=tcp\:127.0.0.1\:{gateway.port}"
+        script = os.path.join(EXAMPLES, "socks_client.py")
+        out, err, code = await getProcessOutputAndValue(
+            sys.executable, [script, description, "hello"], os.environ
+        )
+        self.assertEqual(code, 0, err)
+        self.assertIn(f"HostnameAddress(hostname=b'echo.test', port={echo.port})".encode(), out)
+        self.assertIn(b"answer: hello", out)
+        description = rf"socks5:host=127.0.0.1:port={freePort()}:proxy=tcp\:127.0.0.1\:{gateway.port}"
+        out, err, code = await getProcessOutputAndValue(
+            sys.executable, [script, description, "hello"], os.environ
+        )
+        self.assertIn(b"refused:", out)
+        self.assertIn(b"(code 5)", out)
