@@ -31,6 +31,7 @@ from .helpers import (
     startProcess,
 )
 from .test_bind import socks5Bind
+from .test_stats import runStats
 from .test_twistd import TWISTD
 
 #: Where HAProxy takes clients: the fleet's one address.
@@ -203,7 +204,8 @@ class FleetTests(LoopbackTestCase):
         comes back) and denies 127.0.0.6 with 0x02 by the client's real
         address, and its log has a record of each session it served that
         names the client's address and port as the client saw them; the two
-        logs together have one record per session.
+        logs together have one record per session, and C{socksgate stats}
+        over both logs counts every session and denial of the fleet.
         """
         echo = startEchoServer(self)
         port, gateways = await self.startFleet()
@@ -237,6 +239,9 @@ class FleetTests(LoopbackTestCase):
                 outcomes.add(outcome)
             self.assertEqual(outcomes, set(expected.values()), records)
         self.assertEqual(made, {})
+        output, errors, status = runStats([gateway.accessLog for gateway in gateways], asJSON=True)
+        summary = json.loads(output)["sessions"]
+        self.assertEqual((status, summary["total"], summary["denied"]), (0, 12, 6), errors)
 
     async def test_bindAnnouncesGatewaysOwnAddress(self) -> None:
         """
