@@ -2,11 +2,14 @@
 Shared pieces of the tests of the C{haproxy:} listener: PROXY protocol
 headers written out by hand from HAProxy's "The PROXY protocol" (versions
 1 and 2), a gateway built from a configuration as C{twistd socksgate}
-builds it, and a destination that echoes until the client's FIN.
+builds it, a destination that echoes until the client's FIN, and Debian's
+real C{haproxy} program run in the foreground.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import struct
 from dataclasses import dataclass
@@ -15,13 +18,15 @@ from typing import Any
 from twisted.application.internet import StreamServerEndpointService
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.error import ConnectError
 from twisted.internet.protocol import Factory
 from twisted.internet.task import deferLater
 
 from socksgate.config import parseConfig
 from socksgate.service import GatewayService, buildService
 
-from .helpers import HalfCloseEcho
+from .helpers import HalfCloseEcho, RawClient, startProcess
 
 #: The listener of the gateways these tests start.
 PROXIED_LISTENER = "haproxy:tcp:0:interface=127.0.0.1"
@@ -145,3 +150,34 @@ async def waitForRecords(records: list[dict], count: int) -> list[dict]:
             break
         await deferLater(reactor, 0.05, lambda: None)
     return records
+
+
+async def startHAProxy(testCase: Any, configuration: str, port: int, host: str = "127.0.0.1") -> None:
+    """
+    Run C{haproxy} in the foreground (C{-db}) with the configuration
+    C{configuration}, killed at clean-up, and wait (at most ten seconds, in
+    200 steps) until it takes connections on C{host:port}, a frontend the
+    configuration binds.
+    """
+    program = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    path = os.path.abspath(testCase.mktemp())
+    with open(path, "w") as stream:
+        stream.write(configuration)
+    transport, process = await startProcess(testCase, [program, "-db", "-f", path], b"")
+
+    async def stop() -> None:
+        if not process.ended.called:
+            transport.signalProcess("KILL")
+        await process.ended
+
+    testCase.addCleanup(lambda: Deferred.fromCoroutine(stop()))
+    for _ in range(200):
+        try:
+            probe = await connectProtocol(TCP4ClientEndpoint(reactor, host, port), RawClient())
+        except ConnectError:
+            await deferLater(reactor, 0.05, lambda: None)
+            continue
+        probe.transport.loseConnection()
+        await probe.closed
+        return
+    testCase.fail(f"haproxy did not start listening: {process.output!r}")

@@ -6,16 +6,18 @@ PROXY header (C{send-proxy-v2}) for every connection it passes on.
 from __future__ import annotations
 
 import os
-import shutil
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-from twisted.internet.error import ConnectError
-from twisted.internet.task import deferLater
 
-from .haproxy_helpers import PROXIED_LISTENER, startHalfCloseEcho, startProxiedGateway, waitForRecords
-from .helpers import LoopbackTestCase, RawClient, collectSessions, freePort, socks5Connect, startProcess
+from .haproxy_helpers import (
+    PROXIED_LISTENER,
+    startHalfCloseEcho,
+    startHAProxy,
+    startProxiedGateway,
+    waitForRecords,
+)
+from .helpers import LoopbackTestCase, RawClient, collectSessions, freePort, socks5Connect
 
 #: The client's own loopback address: HAProxy's connections to the
 #: gateway come from 127.0.0.1, so the two cannot be confused.
@@ -53,38 +55,6 @@ class HAProxyProgramTests(LoopbackTestCase):
 
     timeout = 60
 
-    async def startHAProxy(self, gatewayPort: int) -> int:
-        """
-        Run C{haproxy} in the foreground in front of C{gatewayPort}, killed
-        at clean-up, and wait (at most ten seconds) until it takes
-        connections.
-
-        @return: the port it listens on.
-        """
-        program = shutil.which("haproxy") or "/usr/sbin/haproxy"
-        port = freePort()
-        path = os.path.abspath(self.mktemp())
-        with open(path, "w") as stream:
-            stream.write(HAPROXY_CONFIG.format(port=port, gatewayPort=gatewayPort))
-        transport, process = await startProcess(self, [program, "-db", "-f", path], b"")
-
-        async def stop() -> None:
-            if not process.ended.called:
-                transport.signalProcess("KILL")
-            await process.ended
-
-        self.addCleanup(lambda: Deferred.fromCoroutine(stop()))
-        for _ in range(200):
-            try:
-                probe = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), RawClient())
-            except ConnectError:
-                await deferLater(reactor, 0.05, lambda: None)
-                continue
-            probe.transport.loseConnection()
-            await probe.closed
-            return port
-        self.fail("haproxy did not start listening")
-
     async def test_halfClosedEchoThroughHAProxy(self) -> None:
         """
         20 MB sent through HAProxy and the gateway to a destination that
@@ -96,7 +66,8 @@ class HAProxyProgramTests(LoopbackTestCase):
         records = collectSessions(self)
         gateway = await startProxiedGateway(self, ONLY_CLIENT)
         echoPort, _ = startHalfCloseEcho(self)
-        port = await self.startHAProxy(gateway.port)
+        port = freePort()
+        await startHAProxy(self, HAPROXY_CONFIG.format(port=port, gatewayPort=gateway.port), port)
         endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port, bindAddress=(CLIENT_HOST, 0))
         client = await connectProtocol(endpoint, RawClient())
         local = client.transport.getHost()

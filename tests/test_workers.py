@@ -101,6 +101,19 @@ class WorkersTests(LoopbackTestCase):
             transport.signalProcess("KILL")
         return process.ended
 
+    def killWorkers(self, pids: list[int]) -> None:
+        """
+        Kill those of the worker processes C{pids} that still run (a test
+        that failed may leave them draining).
+        """
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as stream:
+                    if b"socksgate.workers" in stream.read():
+                        os.kill(pid, signal.SIGKILL)
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+
     async def fetch(self, path: str) -> bytes:
         """
         GET C{path} from the status server.
@@ -227,3 +240,48 @@ class WorkersTests(LoopbackTestCase):
         self.assertTrue(all(worker["denials"] > 0 for worker in workers), workers)
         transport.signalProcess(signal.SIGTERM)
         await process.ended
+
+    async def test_secondTermClosesAtOnce(self) -> None:
+        """
+        With C{grace-period = 600}, a first SIGTERM to the parent makes both
+        workers stop listening and let their open sessions run (no record
+        is written yet); a second SIGTERM to the parent makes them close
+        those sessions at once: the parent and its workers end long before
+        the grace period, and the session log has one record for every
+        session.
+        """
+        with open(self.configPath, "w") as stream:
+            stream.write("[server]\ngrace-period = 600\n\n" + PERMIT)
+        transport, process = await self.startGateway()
+        self.addCleanup(self.killWorkers, [worker["pid"] for worker in (await self.status())["workers"]])
+        clients = []
+        for _ in range(6):
+            client = await connectRaw(self.port)
+            client.transport.write(socks5Connect(b"\x7f\x00\x00\x01", self.echo.port, atyp=1) + b"ping")
+            self.assertEqual((await client.receive(12))[1], 0)
+            self.assertEqual(await client.receive(4), b"ping")
+            clients.append((client, client.transport.getHost().port))
+        transport.signalProcess(signal.SIGTERM)
+
+        async def draining() -> bool:
+            counts = re.findall(rb"\] stopping: (\d+) sessions open", process.output)
+            return sum(int(count) for count in counts) == len(clients)
+
+        await self.waitFor(draining, "the workers to drain their six sessions")
+        self.assertEqual(os.path.exists(self.accessLog) and os.path.getsize(self.accessLog), 0)
+        self.assertFalse(process.ended.called)
+        transport.signalProcess(signal.SIGTERM)
+        for _ in range(600):  # at most 60 s: a tenth of the grace period
+            if process.ended.called:
+                break
+            await deferLater(reactor, 0.1, lambda: None)
+        self.assertTrue(process.ended.called, process.output)
+        self.assertEqual(await process.ended, (None, signal.SIGTERM), process.output)
+        for client, _ in clients:
+            await client.closed
+        with open(self.accessLog) as stream:
+            records = [json.loads(line) for line in stream]
+        self.assertEqual(
+            sorted((record["client"], record["outcome"]) for record in records),
+            sorted((f"127.0.0.1:{port}", "closed") for _, port in clients),
+        )

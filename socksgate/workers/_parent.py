@@ -10,8 +10,8 @@ connections from the same accept queue.  The parent writes the session
 log and serves the status page from the events its workers send it over a
 pipe (L{socksgate.workers._pipe}); it starts again a worker that ends
 (after a L{RestartDelay}), passes SIGHUP on to every worker, and on stop
-sends every worker SIGTERM, waits for them to end, and stops the session
-log last.
+sends every worker SIGTERM (and again at a second SIGTERM, to close their
+sessions at once), waits for them to end, and stops the session log last.
 """
 
 from __future__ import annotations
@@ -320,8 +320,11 @@ class WorkersService(MultiService):
     def stopService(self) -> Deferred[None]:
         """
         Send every worker SIGTERM (each stops as a single gateway does:
-        its sessions closed, their records sent), wait for them to end
-        (killing those still running after L{STOP_TIMEOUT} seconds), close
+        it stops listening, lets its sessions run for the grace period,
+        closes them and sends their records; a further SIGTERM to the
+        parent meanwhile is passed on, and the workers close their
+        sessions at once), wait for them to end (killing those still
+        running after the grace period and L{STOP_TIMEOUT} seconds), close
         the listening sockets and the status page, and stop the session
         log last.
         """
@@ -337,7 +340,14 @@ class WorkersService(MultiService):
             if slot.restartCall is not None and slot.restartCall.active():
                 slot.restartCall.cancel()
             slot.restartCall = None
-        await self._endWorkers("TERM")
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, self._terminateAgain)
+        try:
+            await self._endWorkers("TERM")
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
         if any(slot.transport is not None for slot in self.slots):
             self.log.warn(
                 "workers did not stop in {seconds:g} s; killing them",
@@ -350,6 +360,23 @@ class WorkersService(MultiService):
         await DeferredList([maybeDeferred(service.stopService) for service in others])
         if self._accessLog is not None and self._accessLog.running:
             await maybeDeferred(self._accessLog.stopService)
+
+    def _terminateAgain(self, signalNumber: int, frame: Any) -> None:
+        self._reactor.callFromThread(self._closeAtOnce)
+
+    def _closeAtOnce(self) -> None:
+        """
+        SIGTERM came again while the workers drain: pass it on to every
+        worker still running, which then closes its sessions at once (as
+        a second SIGTERM closes a single gateway's).
+        """
+        self.log.info("SIGTERM again: the workers close their open sessions at once")
+        for slot in self.slots:
+            if slot.transport is not None:
+                try:
+                    slot.transport.signalProcess("TERM")
+                except (OSError, ProcessExitedAlready):
+                    pass
 
     async def _endWorkers(self, signalName: str) -> None:
         waiting = []
