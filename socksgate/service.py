@@ -22,6 +22,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from .accepting import AcceptPauses, PausingEndpoint
 from .accesslog import AccessLogService
 from .auth import LoginThrottle
 from .config import Config, ConfigError, loadConfig
@@ -49,11 +50,14 @@ def listenerService(
     factory: SOCKSServerFactory,
     reactor: Any,
     endpoint: IStreamServerEndpoint | None = None,
+    pauses: AcceptPauses | None = None,
 ) -> IService:
     """
     The service that listens on C{description} for C{factory}, or on
     C{endpoint} when one is given (a worker process's adopted socket for
-    C{description}; see L{socksgate.workers}).
+    C{description}; see L{socksgate.workers}).  With C{pauses}, the
+    listening port stops accepting while the process is out of descriptors
+    (see L{socksgate.accepting}).
 
     A C{haproxy:REST} description listens on C{REST} behind socksgate's
     own PROXY protocol wrapper (L{ProxyHeaderFactory}), not Twisted's: the
@@ -62,6 +66,9 @@ def listenerService(
     force when the listener starts.
     """
     prefix, _, rest = description.partition(":")
+    if pauses is not None:
+        inner = rest if prefix.lower() == HEADER_PREFIX else description
+        endpoint = PausingEndpoint(endpoint or serverFromString(reactor, inner), pauses, description)
     if prefix.lower() != HEADER_PREFIX:
         if endpoint is not None:
             service = StreamServerEndpointService(endpoint, factory)
@@ -107,6 +114,9 @@ class GatewayService(MultiService):
         self._fixedPolicy = policy
         self.policy = policy if policy is not None else config.policy
         self.sessions = SessionTable()
+        #: The listeners' pauses while the process is out of descriptors.
+        self.acceptPauses = AcceptPauses(reactor, lambda: len(self.sessions.open))
+        self.sessions.releaseObservers.append(self.acceptPauses.descriptorsFreed)
         self.factories: dict[str, SOCKSServerFactory] = {}
         self._reactor = reactor
         self._previousHandler: Any = None
@@ -134,7 +144,7 @@ class GatewayService(MultiService):
             )
             self.factories[description] = factory
             endpoint = endpoints.get(description) if endpoints else None
-            listenerService(description, factory, reactor, endpoint).setServiceParent(self)
+            listenerService(description, factory, reactor, endpoint, self.acceptPauses).setServiceParent(self)
         if config.log.status:
             self._status = StatusService(config.log.status, self, reactor)
             self._status.setServiceParent(self)
@@ -176,6 +186,7 @@ class GatewayService(MultiService):
         last = (self._accessLog, self._status)
         listeners = [service for service in reversed(list(self)) if service not in last]
         await DeferredList([maybeDeferred(service.stopService) for service in listeners if service.running])
+        self.acceptPauses.stop()
         await self._drain(self.config.server.gracePeriod)
         for protocol in list(self.sessions.open):
             protocol.stopSession("the gateway is stopping")

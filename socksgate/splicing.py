@@ -29,6 +29,7 @@ until the sink is writable and the pipe drained.  At most one pipe's worth
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import socket
@@ -374,7 +375,13 @@ class SpliceRelay:
             return
         pool = self._pool
         if source.pipe is None:
-            source.pipe = pool.take()
+            try:
+                source.pipe = pool.take()
+            except OSError as problem:
+                if problem.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
+                    raise
+                self._copyFrom(source)
+                return
         try:
             count = os.splice(source.fd, source.pipe[1], PIPE_SIZE, flags=_FLAGS)
         except BlockingIOError:
@@ -394,6 +401,31 @@ class SpliceRelay:
             self.bytesOut += count
         else:
             self.bytesIn += count
+        if self._idleCall is not None:
+            self._lastActivity = self._reactor.seconds()
+        self._writeTo(source.peer)
+
+    def _copyFrom(self, source: _Side) -> None:
+        """
+        No pipe can be had (the process is out of descriptors): move what
+        C{source} has through memory, ahead of the sink's next bytes, as
+        the stream relay would; the next read splices again.
+        """
+        try:
+            data = source.socket.recv(PIPE_SIZE)
+        except BlockingIOError:
+            return
+        except OSError as problem:
+            self._failed(source, problem)
+            return
+        if not data:
+            self._sourceFinished(source)
+            return
+        source.peer.head += data
+        if source is self._client:
+            self.bytesOut += len(data)
+        else:
+            self.bytesIn += len(data)
         if self._idleCall is not None:
             self._lastActivity = self._reactor.seconds()
         self._writeTo(source.peer)

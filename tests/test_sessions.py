@@ -36,6 +36,21 @@ class SessionTableTests(SynchronousTestCase):
         table.release(first, A)
         self.assertEqual(table.admit(fourth, A, config), "")
 
+    def test_releaseObservers(self) -> None:
+        """
+        The release observers are called once for each connection released
+        (its descriptors are free), not for one the table does not hold.
+        """
+        table = SessionTable()
+        released: list[None] = []
+        table.releaseObservers.append(lambda: released.append(None))
+        session = object()
+        table.admit(session, A, ServerConfig())
+        table.release(object(), A)
+        self.assertEqual(released, [])
+        table.release(session, A)
+        self.assertEqual(released, [None])
+
     def test_unixClientsCountOnlyInAll(self) -> None:
         """
         A client without an address (a UNIX socket) is limited by

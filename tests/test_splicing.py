@@ -5,6 +5,7 @@ real loopback and UNIX sockets.
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import Any
 
@@ -273,3 +274,54 @@ class StreamCountingTests(StreamRelay, CountingTests):
     """
     L{CountingTests} over the stream relay.
     """
+
+
+class NoPipeTests(LoopbackTestCase):
+    """
+    A spliced session that can get no pipe (the process is out of
+    descriptors) still relays, through memory.
+    """
+
+    async def test_outOfDescriptors(self) -> None:
+        """
+        Every pipe asked for fails with C{EMFILE}: odd-sized writes, a FIN
+        and the answer after it all arrive, and the record counts them.
+        """
+        if not SPLICE_AVAILABLE:
+            raise SkipTest("no splice on this platform")
+
+        def noPipe() -> tuple[int, int]:
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+
+        self.patch(PIPE_POOL, "take", noPipe)
+        records = collectSessions(self)
+        gateway = startGateway(self)
+        answering: list[AnswerAfterFIN] = []
+
+        def build() -> AnswerAfterFIN:
+            protocol = AnswerAfterFIN()
+            answering.append(protocol)
+            return protocol
+
+        port = reactor.listenTCP(0, Factory.forProtocol(build), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        client = await connectRaw(gateway.port)
+        client.closeOnFIN = False
+        chunks = [b"a" * 7, b"b" * 65537, b"c" * 300001]
+        client.transport.write(socks5Connect(b"\x7f\x00\x00\x01", port.getHost().port, atyp=1))
+        self.assertEqual((await client.receive(12))[:2], b"\x05\x00")
+        self.assertIsInstance(next(iter(gateway.sessions.open)).session, SpliceRelay)
+        for chunk in chunks:
+            client.transport.write(chunk)
+        client.transport.loseWriteConnection()
+        answer = await client.receiveAll()
+        sent = b"".join(chunks)
+        self.assertEqual(answer, b"answer to " + sent)
+        await answering[0].done
+        client.transport.loseConnection()
+        await client.closed
+        for _ in range(500):
+            if records:
+                break
+            await deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual((records[0]["bytes_out"], records[0]["bytes_in"]), (len(sent), len(answer)))

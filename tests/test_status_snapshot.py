@@ -287,3 +287,28 @@ class DrainingTests(SynchronousTestCase):
         self.assertEqual(
             (snapshot.asJSON()["draining"], samples(snapshot)[("socksgate_draining", ())]), (True, 1)
         )
+
+
+class AcceptPausesTests(SynchronousTestCase):
+    """
+    The times the gateway stopped accepting for want of descriptors are
+    on the status page and in the metrics.
+    """
+
+    def test_acceptPauses(self) -> None:
+        """
+        C{acceptPauses} and C{socksgate_accept_pauses_total} count the
+        shortages of the gateway's L{socksgate.accepting.AcceptPauses}.
+        """
+        status, reactor, _ = makeStatus([])
+        snapshot = status.takeSnapshot()
+        self.assertEqual(
+            (snapshot.asJSON()["acceptPauses"], samples(snapshot)[("socksgate_accept_pauses_total", ())]),
+            (0, 0),
+        )
+        status.gateway.acceptPauses = SimpleNamespace(pauses=3)
+        snapshot = status.takeSnapshot()
+        self.assertEqual(
+            (snapshot.asJSON()["acceptPauses"], samples(snapshot)[("socksgate_accept_pauses_total", ())]),
+            (3, 3),
+        )

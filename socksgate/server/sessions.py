@@ -5,6 +5,7 @@ The open sessions of a gateway, and every limit on them in one place.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
@@ -29,6 +30,8 @@ class SessionTable:
 
     @ivar open: the protocols of the open connections.
     @ivar associations: the UDP associations open for each client address.
+    @ivar releaseObservers: called, without arguments, whenever a
+        connection is released (its descriptors are closed).
     """
 
     def __init__(self) -> None:
@@ -36,6 +39,7 @@ class SessionTable:
         self.associations: Counter[IPAddress | None] = Counter()
         self._perClient: Counter[IPAddress | None] = Counter()
         self._emptyWaiters: list[Deferred[None]] = []
+        self.releaseObservers: list[Callable[[], object]] = []
 
     def whenEmpty(self) -> Deferred[None]:
         """
@@ -71,6 +75,8 @@ class SessionTable:
             self._perClient[client] -= 1
             if not self._perClient[client]:
                 del self._perClient[client]
+            for observer in self.releaseObservers:
+                observer()
         if not self.open:
             waiters, self._emptyWaiters = self._emptyWaiters, []
             for waiter in waiters:

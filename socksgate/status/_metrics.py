@@ -89,6 +89,13 @@ def metricFamilies(snapshot: Snapshot) -> Iterator[Metric]:
     draining.add_metric([], 1 if snapshot.draining else 0)
     yield draining
 
+    pauses = CounterMetricFamily(
+        "socksgate_accept_pauses",
+        "Times the gateway stopped accepting for want of file descriptors (once per shortage).",
+    )
+    pauses.add_metric([], snapshot.acceptPauses)
+    yield pauses
+
     started = GaugeMetricFamily(
         "socksgate_start_time_seconds", "When the status service started, in seconds since the epoch."
     )

@@ -107,6 +107,8 @@ class Snapshot:
     @ivar workers: the worker processes, when there are several.
     @ivar draining: whether the gateway is stopping (its listeners closed,
         its open sessions in their grace period).
+    @ivar acceptPauses: how many times the gateway stopped accepting for
+        want of file descriptors.
     """
 
     startedAt: float
@@ -121,6 +123,7 @@ class Snapshot:
     connections: int
     workers: tuple[WorkerState, ...] = ()
     draining: bool = False
+    acceptPauses: int = 0
 
     @property
     def bytesOut(self) -> int:
@@ -217,6 +220,7 @@ class Snapshot:
                 for session in self.openSessions[:OPEN_SESSIONS_SHOWN]
             ],
             "draining": self.draining,
+            "acceptPauses": self.acceptPauses,
             **workers,
         }
 
@@ -290,6 +294,7 @@ def takeSnapshot(gateway: Any, counts: SessionCounts, startedAt: float, now: flo
         connections=len(gateway.sessions.open),
         workers=tuple(gateway.describeWorkers()) if hasattr(gateway, "describeWorkers") else (),
         draining=bool(getattr(gateway, "draining", False)),
+        acceptPauses=getattr(getattr(gateway, "acceptPauses", None), "pauses", 0),
     )
 
 
