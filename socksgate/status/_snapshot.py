@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..timestamps import isoTime
+from ._bandwidth import BandwidthState, bandwidthStates
 from ._counts import COMMANDS, VERSIONS, SessionCounts, count, label, ruleIdentity
 
 __all__ = [
@@ -107,6 +108,7 @@ class Snapshot:
     @ivar workers: the worker processes, when there are several.
     @ivar draining: whether the gateway is stopping (its listeners closed,
         its open sessions in their grace period).
+    @ivar bandwidth: the buckets of the rules that set C{bandwidth}.
     """
 
     startedAt: float
@@ -121,6 +123,7 @@ class Snapshot:
     connections: int
     workers: tuple[WorkerState, ...] = ()
     draining: bool = False
+    bandwidth: tuple[BandwidthState, ...] = ()
 
     @property
     def bytesOut(self) -> int:
@@ -290,6 +293,7 @@ def takeSnapshot(gateway: Any, counts: SessionCounts, startedAt: float, now: flo
         connections=len(gateway.sessions.open),
         workers=tuple(gateway.describeWorkers()) if hasattr(gateway, "describeWorkers") else (),
         draining=bool(getattr(gateway, "draining", False)),
+        bandwidth=bandwidthStates(gateway),
     )
 
 
