@@ -148,15 +148,18 @@ class TokenBucket:
         """
         return len(self._waiters)
 
-    def free(self) -> int:
+    def free(self, least: float | None = None) -> int:
         """
         The whole tokens a session that holds no credit may take now: none
-        while other sessions wait (they are served first).
+        while other sessions wait (they are served first), and none while
+        the bucket holds fewer than C{least} (by default a L{QUANTUM}, or
+        the burst if smaller), so that a throttled session moves bytes in
+        chunks rather than a few at each turn of the reactor.
         """
         if self._waiters:
             return 0
         self._refill()
-        return max(0, int(self._tokens))
+        return int(self._tokens) if self._tokens >= (self._threshold if least is None else least) else 0
 
     def spend(self, count: int) -> None:
         """
@@ -279,7 +282,7 @@ class Allowance:
         counted; if not it is to be dropped, and the session waits for its
         turn (later datagrams use the credit it is given).
         """
-        if self.available() > 0:
+        if self.credit > 0 or self.bucket.free(1) > 0:
             self.spend(size)
             return True
         self.bucket.dropped += 1
