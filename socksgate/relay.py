@@ -19,6 +19,7 @@ from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from .bandwidth import RuleBandwidth, ThrottledReader
 from .interfaces import ISession
 from .latch import AllClosed
 from .splicing import SpliceRelay, canSplice, canSpliceClient
@@ -56,10 +57,17 @@ class Relay:
         clock: IReactorTime,
         idleTimeout: float = 0.0,
         onClosed: Callable[[], None] | None = None,
+        bandwidth: RuleBandwidth | None = None,
     ) -> None:
         self.client, self.destination = client, destination
         self.bytesOut = self.bytesIn = 0
         self._onEnd = onEnd
+        # Each transport read only while its direction's bucket has tokens.
+        self._readers = (
+            (ThrottledReader(client, bandwidth.outgoing), ThrottledReader(destination, bandwidth.incoming))
+            if bandwidth is not None
+            else None
+        )
         self._closing = AllClosed(onClosed or _nothing, "client", "destination")
         self._clock = clock
         self._idleTimeout = idleTimeout
@@ -74,8 +82,9 @@ class Relay:
 
         @param clientFinished: the client already shut down its sending side.
         """
-        self.destination.registerProducer(self.client, True)
-        self.client.registerProducer(self.destination, True)
+        fromClient, fromDestination = self._readers or (self.client, self.destination)
+        self.destination.registerProducer(fromClient, True)
+        self.client.registerProducer(fromDestination, True)
         self.client.resumeProducing()
         self.destination.resumeProducing()
         if self._idleTimeout:
@@ -94,6 +103,8 @@ class Relay:
         if self._idleCall is not None:
             self._lastActivity = self._clock.seconds()
         self.destination.write(data)
+        if self._readers is not None:
+            self._readers[0].relayed(len(data))
 
     def fromDestination(self, data: bytes) -> None:
         """
@@ -103,6 +114,8 @@ class Relay:
         if self._idleCall is not None:
             self._lastActivity = self._clock.seconds()
         self.client.write(data)
+        if self._readers is not None:
+            self._readers[1].relayed(len(data))
 
     def clientFinished(self) -> None:
         """
@@ -175,6 +188,8 @@ class Relay:
         if self._idleCall is not None:
             self._idleCall.cancel()
             self._idleCall = None
+        for reader in self._readers or ():
+            reader.cancel()
         self._onEnd(why)
 
 
@@ -185,6 +200,7 @@ def makeRelay(
     clock: IReactorTime,
     idleTimeout: float = 0.0,
     onClosed: Callable[[], None] | None = None,
+    bandwidth: RuleBandwidth | None = None,
 ) -> Relay | SpliceRelay:
     """
     The relay of one TCP session (CONNECT, BIND): the one place where the
@@ -205,11 +221,13 @@ def makeRelay(
     @param idleTimeout: seconds without a byte either way before the
         session ends; 0 for never.
     @param onClosed: called once both connections are gone.
+    @param bandwidth: the buckets of the rule that permitted the session,
+        if it sets C{bandwidth}.
     @return: the relay, not started yet: call its C{start}.
     """
     if allowSplice and canSplice(client, destination, clock):
-        return SpliceRelay(client, destination, onEnd, clock, idleTimeout, onClosed)
-    return Relay(client, destination, onEnd, clock, idleTimeout, onClosed)
+        return SpliceRelay(client, destination, onEnd, clock, idleTimeout, onClosed, bandwidth=bandwidth)
+    return Relay(client, destination, onEnd, clock, idleTimeout, onClosed, bandwidth)
 
 
 def splicesFrom(client: ITransport, clock: IReactorTime) -> bool:

@@ -86,6 +86,8 @@ class Rule:
     @ivar users: C{None} for anyone; else a set of names, C{"*"} (any
         authenticated or claimed user) and C{"-"} (anonymous).
     @ivar ports: inclusive C{(low, high)} ranges.
+    @ivar bandwidth: bytes per second each way, shared by the sessions it
+        permits (L{socksgate.bandwidth}); L{None}: no limit.
     """
 
     index: int
@@ -100,6 +102,7 @@ class Rule:
     users: frozenset[str] | None = None
     via: str = "direct"
     message: str = ""
+    bandwidth: float | None = None
 
     def matchesPort(self, port: int) -> bool:
         """

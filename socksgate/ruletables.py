@@ -11,6 +11,7 @@ from ipaddress import ip_address, ip_network
 from typing import Any
 
 from ._tablecheck import ConfigError, TableChecker, ipAddressProblem
+from .bandwidth import parseBandwidth
 from .hostnames import InvalidHostname, normalHostname
 from .policy import PERMIT, AccessRequest, Decision, IPAddress, reachedAddress
 from .rules import DestinationPatterns, Rule, RulePolicy
@@ -20,7 +21,7 @@ _ACTIONS = ("permit", "deny")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*$")
 _RULE_KEYS = {
     "action", "clients", "listeners", "destinations", "ports", "commands", "versions", "users", "via",
-    "message",
+    "message", "bandwidth",
 }  # fmt: skip
 _EXPECT_KEYS = {
     "client", "destination", "address", "command", "user", "version", "listener", "result", "rule",
@@ -54,11 +55,20 @@ def parseRule(checker: TableChecker, index: int) -> Rule:
         users=_frozen(checker.strings("users", None)),
         via=via,
         message=message,
+        bandwidth=parseBandwidth(checker.get("bandwidth", str, "", _bandwidthProblem)),
     )
 
 
 def _oneOf(value: str, allowed: tuple[str, ...]) -> str | None:
     return None if value in allowed else f"{value!r} is not one of {', '.join(allowed)}"
+
+
+def _bandwidthProblem(value: str) -> str | None:
+    try:
+        parseBandwidth(value)
+    except ValueError as problem:
+        return str(problem)
+    return None
 
 
 def _knownRoute(value: str) -> str | None:

@@ -25,6 +25,7 @@ from twisted.python.failure import Failure
 from .accepting import AcceptPauses, PausingEndpoint
 from .accesslog import AccessLogService
 from .auth import LoginThrottle
+from .bandwidth import BandwidthLimits
 from .config import Config, ConfigError, loadConfig
 from .descriptors import guardAgainstDescriptorReuse
 from .haproxy import HEADER_PREFIX, ProxyHeaderFactory
@@ -111,6 +112,7 @@ class GatewayService(MultiService):
         self.config = config
         self._authChecker = authChecker
         self.throttle = LoginThrottle(reactor)
+        self.bandwidth = BandwidthLimits(reactor)
         self._fixedPolicy = policy
         self.policy = policy if policy is not None else config.policy
         self.sessions = SessionTable()
@@ -141,6 +143,7 @@ class GatewayService(MultiService):
                 self.sessions,
                 config.auth,
                 self.throttle,
+                bandwidth=self.bandwidth,
             )
             self.factories[description] = factory
             endpoint = endpoints.get(description) if endpoints else None

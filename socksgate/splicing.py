@@ -49,6 +49,7 @@ from twisted.internet.interfaces import (
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from .bandwidth import Allowance, RuleBandwidth
 from .interfaces import ISession
 from .latch import AllClosed
 from .rawconnect import RawConnection
@@ -186,10 +187,12 @@ class _Side:
         (the reply, the bytes that came with the request).
     @ivar eof: this socket sent its FIN.
     @ivar finished: its FIN was passed on.
+    @ivar allowance: the share of its rule's bucket for the bytes read
+        from this socket, if the rule sets C{bandwidth}.
     """
 
     __slots__ = (
-        "eof", "fd", "finished", "head", "inPipe", "name", "peer", "pipe", "reading", "relay",
+        "allowance", "eof", "fd", "finished", "head", "inPipe", "name", "peer", "pipe", "reading", "relay",
         "socket", "transport", "writing",
     )  # fmt: skip
 
@@ -202,6 +205,7 @@ class _Side:
         self.inPipe = 0
         self.head = b""
         self.eof = self.finished = self.reading = self.writing = False
+        self.allowance: Allowance | None = None
 
     def fileno(self) -> int:
         """
@@ -256,6 +260,7 @@ class SpliceRelay:
         idleTimeout: float = 0.0,
         onClosed: Callable[[], None] | None = None,
         pool: PipePool = PIPE_POOL,
+        bandwidth: RuleBandwidth | None = None,
     ) -> None:
         self.client, self.destination = client, destination
         self.bytesOut = self.bytesIn = 0
@@ -270,6 +275,9 @@ class SpliceRelay:
         self._client = _Side(self, "client", client)
         self._destination = _Side(self, "destination", destination)
         self._client.peer, self._destination.peer = self._destination, self._client
+        if bandwidth is not None:
+            self._client.allowance = Allowance(bandwidth.outgoing)
+            self._destination.allowance = Allowance(bandwidth.incoming)
 
     @property
     def inFlight(self) -> int:
@@ -373,6 +381,12 @@ class SpliceRelay:
     def _readFrom(self, source: _Side) -> None:
         if source.fd < 0 or self._shuttingDown:
             return
+        size = PIPE_SIZE if source.allowance is None else min(PIPE_SIZE, source.allowance.available())
+        if size <= 0:
+            # The bucket is empty: read again at this side's turn.
+            self._setReading(source, False)
+            source.allowance.wait(lambda: self._refilled(source))  # type: ignore[union-attr]
+            return
         pool = self._pool
         if source.pipe is None:
             try:
@@ -383,7 +397,7 @@ class SpliceRelay:
                 self._copyFrom(source)
                 return
         try:
-            count = os.splice(source.fd, source.pipe[1], PIPE_SIZE, flags=_FLAGS)
+            count = os.splice(source.fd, source.pipe[1], size, flags=_FLAGS)
         except BlockingIOError:
             count = -1
         except OSError as problem:
@@ -397,6 +411,8 @@ class SpliceRelay:
                 self._sourceFinished(source)
             return
         source.inPipe += count
+        if source.allowance is not None:
+            source.allowance.spend(count)
         if source is self._client:
             self.bytesOut += count
         else:
@@ -468,6 +484,11 @@ class SpliceRelay:
         elif source.eof:
             self._passFIN(source)
         else:
+            self._setReading(source, True)
+
+    def _refilled(self, source: _Side) -> None:
+        # Unless the sink is still taking what was read before.
+        if not source.eof and not source.peer.writing and not self._shuttingDown:
             self._setReading(source, True)
 
     def _waitFor(self, sink: _Side) -> None:
@@ -568,6 +589,8 @@ class SpliceRelay:
         """
         self._shuttingDown = True
         for side in (self._client, self._destination):
+            if side.allowance is not None:
+                side.allowance.cancel()
             if side.fd < 0:
                 continue
             self._setReading(side, False)

@@ -61,6 +61,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from .addresses import LOOPBACK_HOSTS, UNSPECIFIED_HOSTS, IPAddress, addressText, unmapped, withoutScope
+from .bandwidth import Allowance, RuleBandwidth
 from .interfaces import IAccessPolicy, IClientConnection, ISession
 from .latch import AllClosed
 from .outbound import permittedAddresses, refusalForFailure
@@ -176,6 +177,16 @@ class UDPAssociation:
         self._ended = False
         self._connectionClosed = False
         self._closing = AllClosed(self._released, "sockets", "control")
+        self._allowances: tuple[Allowance, Allowance] | None = None
+
+    def limitBandwidth(self, bandwidth: RuleBandwidth | None) -> None:
+        """
+        Count the payload bytes against the buckets of the rule that
+        permitted the association: a datagram that finds its direction's
+        bucket empty is dropped (counted in C{dropped}), never queued.
+        """
+        if bandwidth is not None:
+            self._allowances = (Allowance(bandwidth.outgoing), Allowance(bandwidth.incoming))
 
     def listen(self, interface: str) -> tuple[IPAddress, int]:
         """
@@ -403,6 +414,9 @@ class UDPAssociation:
         Send C{payload} to the first of C{addresses} that a socket of the
         association can reach.
         """
+        if self._allowances is not None and not self._allowances[0].admit(len(payload)):
+            self.dropped += 1
+            return
         sockets = self._sockets
         for address, text in addresses:
             version = address.version
@@ -459,6 +473,9 @@ class UDPAssociation:
     def _toClient(self, header: bytes, data: bytes) -> None:
         main = self._main
         assert main is not None
+        if self._allowances is not None and not self._allowances[1].admit(len(data)):
+            self.dropped += 1
+            return
         try:
             main.sendTo(header + data, (self._clientHost, self._clientPort))
         except OSError as failure:
@@ -500,6 +517,8 @@ class UDPAssociation:
             deciding.cancel()
         self._deciding.clear()
         self._queued.clear()
+        for allowance in self._allowances or ():
+            allowance.cancel()
         record = self.control.record
         record.bytes_out, record.bytes_in = self.bytesOut, self.bytesIn
         record.datagrams_out, record.datagrams_in = self.datagramsOut, self.datagramsIn

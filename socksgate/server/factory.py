@@ -15,6 +15,7 @@ from twisted.internet.protocol import Factory
 
 from ..addresses import IPAddress
 from ..auth import LoginThrottle, PasswordAuthenticator
+from ..bandwidth import BandwidthLimits
 from ..config import AuthConfig, ServerConfig
 from ..interfaces import IAccessPolicy
 from ..lookups import LookupLimit, gatewayResolver
@@ -61,6 +62,7 @@ class SOCKSServerFactory(Factory):
         sessions: SessionTable | None = None,
         auth: AuthConfig | None = None,
         throttle: LoginThrottle | None = None,
+        bandwidth: BandwidthLimits | None = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as globalReactor
@@ -72,6 +74,9 @@ class SOCKSServerFactory(Factory):
         self.lookups = LookupLimit(self.resolver)
         self.sessions = sessions if sessions is not None else SessionTable()
         self.throttle = throttle if throttle is not None else LoginThrottle(reactor)
+        #: The buckets of the rules that set C{bandwidth} (shared by the
+        #: gateway's listeners).
+        self.bandwidth = bandwidth if bandwidth is not None else BandwidthLimits(reactor)
         self.configure(
             config if config is not None else ServerConfig(),
             policy if policy is not None else LoopbackOnlyPolicy(),

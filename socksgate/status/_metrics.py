@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from ..vocabulary import Command, Version
+from ._bandwidth import bandwidthFamilies
 from ._counts import COMMANDS, VERSIONS, label
 from ._snapshot import Snapshot
 
@@ -101,6 +102,8 @@ def metricFamilies(snapshot: Snapshot) -> Iterator[Metric]:
     )
     started.add_metric([], snapshot.startedAt)
     yield started
+
+    yield from bandwidthFamilies(snapshot.bandwidth)
 
     if snapshot.workers:
         running = GaugeMetricFamily("socksgate_workers", "Worker processes running (--workers N).")

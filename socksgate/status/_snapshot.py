@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..timestamps import isoTime
+from ._bandwidth import BandwidthState, bandwidthStates
 from ._counts import COMMANDS, VERSIONS, SessionCounts, count, label, ruleIdentity
 
 __all__ = [
@@ -109,6 +110,7 @@ class Snapshot:
         its open sessions in their grace period).
     @ivar acceptPauses: how many times the gateway stopped accepting for
         want of file descriptors.
+    @ivar bandwidth: the buckets of the rules that set C{bandwidth}.
     """
 
     startedAt: float
@@ -124,6 +126,7 @@ class Snapshot:
     workers: tuple[WorkerState, ...] = ()
     draining: bool = False
     acceptPauses: int = 0
+    bandwidth: tuple[BandwidthState, ...] = ()
 
     @property
     def bytesOut(self) -> int:
@@ -295,6 +298,7 @@ def takeSnapshot(gateway: Any, counts: SessionCounts, startedAt: float, now: flo
         workers=tuple(gateway.describeWorkers()) if hasattr(gateway, "describeWorkers") else (),
         draining=bool(getattr(gateway, "draining", False)),
         acceptPauses=getattr(getattr(gateway, "acceptPauses", None), "pauses", 0),
+        bandwidth=bandwidthStates(gateway),
     )
 
 

@@ -45,6 +45,7 @@ from ...addresses import (
     hostAddress,
     withoutScope,
 )
+from ...bandwidth import RuleBandwidth
 from ...interfaces import IClientConnection, ICommand, ISession
 from ...latch import AllClosed
 from ...outbound import decideOne, permittedAddresses, refusalForFailure
@@ -138,6 +139,7 @@ class BindSession:
         self._timer: IDelayedCall | None = None
         self._starting: Deferred[None] | None = None
         self._early = bytearray()
+        self._bandwidth: RuleBandwidth | None = None
         self._clientFinished = False
         self._over = False
         # Released once the client connection and the listening port (and,
@@ -171,6 +173,7 @@ class BindSession:
             )  # fmt: skip
             self._expected = set(addresses)
         self._decision = decision
+        self._bandwidth = factory.bandwidth.forDecision(factory.policy, decision)
         announce, listenOn = self._addresses()
         try:
             self._listening = factory.reactor.listenTCP(0, _PeerFactory(self), interface=listenOn)
@@ -277,7 +280,7 @@ class BindSession:
         gateway = client.gateway
         self.relay = relay = makeRelay(
             client.transport, peer.transport, self._relayEnded, gateway.reactor,
-            gateway.config.idleTimeout, self._relayClosed,
+            gateway.config.idleTimeout, self._relayClosed, self._bandwidth,
         )  # fmt: skip
         peer.relay = relay
         client.attach(relay)

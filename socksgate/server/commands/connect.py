@@ -36,19 +36,22 @@ class ConnectCommand:
         L{ICommand.start}.
         """
         gateway = client.gateway
+        policy = gateway.policy
         connecting = openConnection(
             gateway.reactor,
             gateway.resolverFor(client.client),
-            gateway.policy.decide,
+            policy.decide,
             request,
             message.host,
             gateway.config.connectTimeout,
             gateway.bindHost,
             splicesFrom(client.transport, gateway.reactor),
         )
-        return connecting.addCallback(self._connected, client)
+        return connecting.addCallback(self._connected, client, policy)
 
-    def _connected(self, result: tuple[DestinationProtocol, Decision], client: IClientConnection) -> None:
+    def _connected(
+        self, result: tuple[DestinationProtocol, Decision], client: IClientConnection, policy: Any
+    ) -> None:
         destination, decision = result
         gateway = client.gateway
         if (
@@ -73,8 +76,9 @@ class ConnectCommand:
             client.relayEnded(relay, why)
 
         relay = makeRelay(
-            client.transport, transport, ended, gateway.reactor, gateway.config.idleTimeout, client.released
-        )
+            client.transport, transport, ended, gateway.reactor, gateway.config.idleTimeout, client.released,
+            gateway.bandwidth.forDecision(policy, decision),
+        )  # fmt: skip
         destination.relay = relay
         client.attach(relay)
         relay.start(client.takeEarlyData())

@@ -93,6 +93,7 @@ class UDPAssociateCommand:
             gateway.bindHost,
         )
         association.onReleased = lambda: sessions.releaseAssociation(tcpClient)
+        association.limitBandwidth(gateway.bandwidth.forDecision(gateway.policy, decision))
         try:
             relayHost, relayPort = association.listen(_interfaceFor(client, gateway.bindHost, clientAddress))
         except error.CannotListenError as failure:
