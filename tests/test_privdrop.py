@@ -19,9 +19,13 @@ import subprocess
 import sys
 
 from twisted.internet import reactor
-from twisted.internet.task import deferLater
+from twisted.internet.task import Clock, deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
+
+from socksgate.accesslog import AccessLogService
+from socksgate.config import LogConfig
+from socksgate.tap import _TwistdService
 
 from .helpers import LoopbackTestCase, listeningPort, startProcess, startWebServer
 from .test_passwd import socksgatePasswd
@@ -259,3 +263,25 @@ class PreloadTests(SynchronousTestCase):
         before, after = result.stdout.strip().split("} {")
         self.assertEqual(before, "{'encodings.idna': False, 'idna.uts46data': False")
         self.assertEqual(after, "'encodings.idna': True, 'idna.uts46data': True}")
+
+
+class PrivilegedStartTests(SynchronousTestCase):
+    """
+    The twistd service's C{privilegedStartService}, which runs as root.
+    """
+
+    def test_accessLogProblemInOneLine(self) -> None:
+        """
+        A session log that cannot be opened when twistd opens it (before
+        the drop) stops twistd with one line naming the file, not a
+        traceback.
+        """
+        missing = os.path.join(os.path.abspath(self.mktemp()), "access.log")
+        parent = _TwistdService()
+        AccessLogService(LogConfig(access=missing), Clock()).setServiceParent(parent)
+        error = self.assertRaises(SystemExit, parent.privilegedStartService)
+        self.assertEqual(
+            str(error),
+            f"twistd socksgate: cannot open the session log {missing}: "
+            f"there is no directory {os.path.dirname(missing)}",
+        )
