@@ -43,6 +43,7 @@ from .logfiles import (
     endsInNewline,
     writeWhole,
 )
+from .privileges import writeAdvice
 
 __all__ = ["FLUSH_DELAY", "FLUSH_SIZE", "AccessLogError", "AccessLogService", "checkAccessLog"]
 
@@ -162,6 +163,7 @@ class AccessLogService(Service):
         self._unfinished = b""
         self._previousHandler: Any = None
         self._installedHandler: Any = None
+        self._openedAs: int | None = None
 
     def _open(self) -> Writable:
         if self.path == "-":
@@ -178,15 +180,21 @@ class AccessLogService(Service):
             return ClockedDailyLogFile(name, directory, self._reactor)
         return AppendFile(self.path)
 
-    def startService(self) -> None:
+    def privilegedStartService(self) -> None:
         """
-        Open the file, start taking session records, and reopen the file
-        on SIGUSR1 (when started in the main thread).
+        Open the file while the process still has the privileges it started
+        with: twistd calls this before it drops to C{--uid}/C{--gid}, so a
+        file in a directory only root can write is opened all the same, and
+        written through that descriptor afterwards.
 
-        @raise AccessLogError: the file cannot be opened (no such
-            directory, no permission, a directory...); the service does
-            not start.
+        @raise AccessLogError: the file cannot be opened.
         """
+        super().privilegedStartService()
+        self._openAtStart()
+
+    def _openAtStart(self) -> None:
+        if self._file is not None:
+            return
         if self.path != "-":
             problem = _pathProblem(self.path, self.logConfig.rotate)
             if problem is not None:
@@ -195,6 +203,31 @@ class AccessLogService(Service):
             self._file = self._open()
         except OSError as error:
             raise AccessLogError(self.path, error.strerror or str(error)) from None
+        self._openedAs = os.geteuid()
+
+    def startService(self) -> None:
+        """
+        Open the file (unless L{privilegedStartService} did), start taking
+        session records, and reopen the file on SIGUSR1 (when started in
+        the main thread).  A file opened before a drop of privileges that
+        the process cannot reopen by its name any more is reported once:
+        rotation and SIGUSR1 would fail.
+
+        @raise AccessLogError: the file cannot be opened (no such
+            directory, no permission, a directory...); the service does
+            not start.
+        """
+        self._openAtStart()
+        if self.path != "-" and self._openedAs != os.geteuid():
+            problem = _pathProblem(self.path, self.logConfig.rotate)
+            if problem is not None:
+                self.log.warn(
+                    "the session log {path} stays open, but after the drop of privileges it cannot be "
+                    "reopened ({problem}): SIGUSR1 and rotation will fail; {advice}",
+                    path=self.path,
+                    problem=problem,
+                    advice=writeAdvice(os.path.dirname(self.path)),
+                )
         super().startService()
         globalLogPublisher.addObserver(self._observe)
         if threading.current_thread() is threading.main_thread():
@@ -225,20 +258,32 @@ class AccessLogService(Service):
         """
         Write the records waiting (to the file as it was), then close the
         file and open it again by its name: after C{mv FILE FILE.1}, new
-        records go to a new C{FILE}.  A file that cannot be opened again is
-        reported as a failed write would be, and opening is tried again at
-        the next write.
+        records go to a new C{FILE}.  A file that cannot be opened again (a
+        directory the process may not write after it dropped its
+        privileges, say) is reported in one line, and records go on to the
+        file already open.
         """
         if not self.running:
             return
         self.flush()
-        self._close()
         try:
-            self._file = self._open()
+            reopened = self._open()
         except OSError as error:
-            self._failed(0, error)
-        else:
-            self.log.info("reopened the session log {path}", path=self.path)
+            if self._file is None:
+                self._failed(0, error)
+                return
+            advice = writeAdvice(os.path.dirname(self.path)) if isinstance(error, PermissionError) else ""
+            self.log.error(
+                "cannot reopen the session log {path}: {problem}; records go on to the file "
+                "already open until a SIGUSR1 reopens it{advice}",
+                path=self.path,
+                problem=error.strerror or str(error),
+                advice=f"; {advice}" if advice else "",
+            )
+            return
+        self._close()
+        self._file = reopened
+        self.log.info("reopened the session log {path}", path=self.path)
 
     def _close(self) -> None:
         if self._file is not None:

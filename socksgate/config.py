@@ -24,6 +24,7 @@ from ._tablecheck import (
 )
 from .endpoints import endpointProblem
 from .policy import LoopbackOnlyPolicy
+from .privileges import readAdvice
 from .rules import Rule, RulePolicy
 from .ruletables import Expectation, checkExpectations, parseExpectation, parseRule
 from .vocabulary import Command, Version
@@ -376,6 +377,8 @@ def loadConfig(path: str, authChecker: tuple[Any, str] | None = None) -> Config:
     try:
         with open(path, "rb") as stream:
             raw = stream.read()
+    except PermissionError as error:
+        raise ConfigError(path, f"cannot be read: {error.strerror}; {readAdvice(path)}") from None
     except OSError as error:
         raise ConfigError(path, f"cannot be read: {error.strerror}") from None
     try:

@@ -18,6 +18,13 @@ pool: before each check the file is re-read if it changed (its inode, size
 or modification time), so users added or changed take effect without a
 restart; a changed file that does not load leaves the previous users in
 force and is logged once.
+
+A file that exists but that the process may not read (an htpasswd file
+that only root may read, after twistd dropped to C{--uid}) is the
+exception: the gateway cannot see which users it lists any more, so it
+refuses every user of the file (fail closed) until the file can be read
+again, and says once what to change.  A change of owner or mode is seen
+as a change of the file.
 """
 
 from __future__ import annotations
@@ -39,9 +46,10 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
+from .privileges import readAdvice
 from .threads import ownThreadPool
 
-__all__ = ["HtpasswdChecker", "HtpasswdError", "parseHtpasswd"]
+__all__ = ["HtpasswdChecker", "HtpasswdError", "HtpasswdUnreadable", "parseHtpasswd"]
 
 # The bcrypt hashes that htpasswd -B (and other correct implementations)
 # write: a prefix, a two-digit cost from 04 to 31, then 22 characters of salt
@@ -74,7 +82,7 @@ _DEFAULT_COST = 12
 #: threads use the cores; more checks wait in the queue.
 BCRYPT_THREADS = 4
 
-_Stamp = tuple[int, int, int, int]
+_Stamp = tuple[int, int, int, int, int]
 
 
 class HtpasswdError(ValueError):
@@ -98,6 +106,12 @@ class HtpasswdError(ValueError):
         if self.line is None:
             return f"{self.path}: {self.problem}"
         return f"{self.path}:{self.line}: {self.problem}"
+
+
+class HtpasswdUnreadable(HtpasswdError):
+    """
+    An htpasswd file that exists but that this process may not read.
+    """
 
 
 def _describeHash(hashed: bytes) -> str | None:
@@ -167,9 +181,10 @@ def parseHtpasswd(data: bytes, path: str) -> dict[str, bytes]:
 
 def _stampOf(status: os.stat_result) -> _Stamp:
     """
-    What tells one version of a file from another without reading it.
+    What tells one version of a file from another without reading it
+    (C{st_ctime} changes with its owner and mode too).
     """
-    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
+    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
 
 
 def _load(path: str) -> tuple[_Stamp, dict[str, bytes]]:
@@ -184,6 +199,9 @@ def _load(path: str) -> tuple[_Stamp, dict[str, bytes]]:
         with open(path, "rb") as stream:
             stamp = _stampOf(os.fstat(stream.fileno()))
             data = stream.read()
+    except PermissionError as error:
+        problem = f"cannot be read: {error.strerror or error}; {readAdvice(path)}"
+        raise HtpasswdUnreadable(path, None, problem) from None
     except OSError as error:
         raise HtpasswdError(path, None, f"cannot be read: {error.strerror or error}") from None
     return stamp, parseHtpasswd(data, path)
@@ -232,10 +250,13 @@ class _Reload:
 
     @ivar users: how many users are in force afterwards.
     @ivar error: why the file was not loaded, or C{None} when it was.
+    @ivar closed: whether every user is refused because the file cannot
+        be read.
     """
 
     users: int
     error: HtpasswdError | None
+    closed: bool = False
 
 
 @implementer(ICredentialsChecker)
@@ -330,6 +351,9 @@ class HtpasswdChecker:
             try:
                 try:
                     stamp = _stampOf(os.stat(self.path))
+                except PermissionError as error:
+                    problem = f"cannot be read: {error.strerror or error}; {readAdvice(self.path)}"
+                    raise HtpasswdUnreadable(self.path, None, problem) from None
                 except OSError as error:
                     raise HtpasswdError(
                         self.path, None, f"cannot be read: {error.strerror or error}"
@@ -342,6 +366,11 @@ class HtpasswdChecker:
                 if not force and (stamp, problem) == (self._brokenStamp, self._brokenProblem):
                     return None
                 self._brokenStamp, self._brokenProblem = stamp, problem
+                if isinstance(error, HtpasswdUnreadable):
+                    # Fail closed: a user removed from a file the gateway
+                    # cannot read must not go on logging in.
+                    self._users = {}
+                    return _Reload(0, error, closed=True)
                 return _Reload(len(self._users), error)
             self._stamp, self._users, self._dummy = loaded, users, _dummyFor(users)
             self._brokenStamp = self._brokenProblem = None
@@ -385,6 +414,12 @@ class HtpasswdChecker:
             return
         if outcome.error is None:
             self.log.info("Reloaded {path}: {users} users", path=self.path, users=outcome.users)
+        elif outcome.closed:
+            self.log.error(
+                "{path} was not reloaded, and every user is refused until it can be read: {problem}",
+                path=self.path,
+                problem=str(outcome.error),
+            )
         else:
             self.log.error(
                 "{path} was not reloaded; the previous {users} users stay in force: {problem}",

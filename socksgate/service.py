@@ -30,6 +30,7 @@ from .config import Config, ConfigError, loadConfig
 from .descriptors import guardAgainstDescriptorReuse
 from .haproxy import HEADER_PREFIX, ProxyHeaderFactory
 from .interfaces import IAccessPolicy
+from .privileges import preload
 from .server import SessionTable, SOCKSServerFactory
 from .status import StatusService
 
@@ -151,6 +152,15 @@ class GatewayService(MultiService):
         if config.log.status:
             self._status = StatusService(config.log.status, self, reactor)
             self._status.setServiceParent(self)
+
+    def privilegedStartService(self) -> None:
+        """
+        Before twistd drops to C{--uid}/C{--gid}: load what requests would
+        otherwise import on first use (L{preload}), open the session log,
+        and listen.
+        """
+        preload()
+        super().privilegedStartService()
 
     def startService(self) -> None:
         """

@@ -155,7 +155,8 @@ class _TwistdService(MultiService):
 
     def privilegedStartService(self) -> None:
         """
-        Open the listeners, or stop twistd with the reason.
+        Open the listeners and the session log (before twistd drops to
+        C{--uid}/C{--gid}), or stop twistd with the reason.
         """
         try:
             super().privilegedStartService()
@@ -163,6 +164,8 @@ class _TwistdService(MultiService):
             where = f"{error.interface or '*'}:{error.port}"
             reason = getattr(error.socketError, "strerror", None) or str(error.socketError)
             raise _refuse(f"cannot listen on {where}: {reason}") from None
+        except AccessLogError as error:
+            raise _refuse(str(error)) from None
 
 
 def makeService(options: Options) -> IService:

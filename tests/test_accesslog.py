@@ -236,6 +236,34 @@ class WritingTests(SynchronousTestCase):
         self.assertEqual(service.path, os.path.abspath("relative.log"))
 
 
+class PrivilegedStartTests(SynchronousTestCase):
+    """
+    The file is opened by C{privilegedStartService}, which twistd calls
+    before it drops to C{--uid}/C{--gid}.
+    """
+
+    def test_openedBeforeStart(self) -> None:
+        """
+        C{privilegedStartService} opens (creates) the file, and
+        C{startService} writes to that descriptor without opening the file
+        by its name again: the directory may have become read-only for the
+        process in between.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        path = os.path.join(directory, "access.log")
+        service = AccessLogService(LogConfig(access=path), Clock())
+        service.privilegedStartService()
+        self.addCleanup(lambda: service.running and service.stopService())
+        self.assertTrue(os.path.isfile(path))
+        os.rename(directory, directory + ".moved")
+        service.startService()
+        records = emit(1)
+        service.flush()
+        self.assertEqual(readLines(os.path.join(directory + ".moved", "access.log")), records)
+        self.assertFalse(os.path.exists(directory))
+
+
 class BadPathTests(SynchronousTestCase):
     """
     A session log that cannot be opened stops the service from starting,
@@ -491,8 +519,8 @@ class FailureTests(SynchronousTestCase):
     def test_reopenFails(self) -> None:
         """
         A file that cannot be opened again (its directory went away) is
-        reported once; opening is tried again with each write, and the
-        records of the meantime are counted as lost.
+        reported in one line, and records go on to the file already open,
+        none lost, until a reopen that works.
         """
         directory = os.path.abspath(self.mktemp())
         os.makedirs(directory)
@@ -502,19 +530,21 @@ class FailureTests(SynchronousTestCase):
         self.clock.advance(FLUSH_DELAY)
         os.rename(directory, directory + ".old")
         service.reopen()
-        emit(2)
+        second = emit(2)
         self.clock.advance(FLUSH_DELAY)
-        emit(3)
+        third = emit(3)
         self.clock.advance(FLUSH_DELAY)
         os.makedirs(directory)
+        service.reopen()
         last = emit(4)
         self.clock.advance(FLUSH_DELAY)
-        self.assertEqual(readLines(directory + ".old/access.log"), first)
+        self.assertEqual(readLines(directory + ".old/access.log"), first + second + third)
         self.assertEqual(readLines(path), last)
         levels = self.levels()
         self.assertEqual([level for level, text in levels], ["error", "info"])
-        self.assertIn("No such file or directory", levels[0][1])
-        self.assertEqual(levels[1][1], f"writing the session log {path} again; 2 session records were lost")
+        self.assertIn(f"cannot reopen the session log {path}: No such file or directory", levels[0][1])
+        self.assertIn("records go on to the file already open", levels[0][1])
+        self.assertEqual(levels[1][1], f"reopened the session log {path}")
 
     def test_partialLineEnded(self) -> None:
         """
