@@ -86,6 +86,9 @@ class Rule:
     @ivar users: C{None} for anyone; else a set of names, C{"*"} (any
         authenticated or claimed user) and C{"-"} (anonymous).
     @ivar ports: inclusive C{(low, high)} ranges.
+    @ivar sessionsPerSecond: the new sessions a second this rule permits
+        each client address and each user (L{socksgate.ratelimit}); 0: no
+        limit.
     """
 
     index: int
@@ -100,6 +103,7 @@ class Rule:
     users: frozenset[str] | None = None
     via: str = "direct"
     message: str = ""
+    sessionsPerSecond: int = 0
 
     def matchesPort(self, port: int) -> bool:
         """

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from ipaddress import ip_address, ip_network
 from typing import Any
 
-from ._tablecheck import ConfigError, TableChecker, ipAddressProblem
+from ._tablecheck import ConfigError, TableChecker, ipAddressProblem, notNegative
 from .hostnames import InvalidHostname, normalHostname
 from .policy import PERMIT, AccessRequest, Decision, IPAddress, reachedAddress
 from .rules import DestinationPatterns, Rule, RulePolicy
@@ -20,7 +20,7 @@ _ACTIONS = ("permit", "deny")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*$")
 _RULE_KEYS = {
     "action", "clients", "listeners", "destinations", "ports", "commands", "versions", "users", "via",
-    "message",
+    "message", "sessions-per-second",
 }  # fmt: skip
 _EXPECT_KEYS = {
     "client", "destination", "address", "command", "user", "version", "listener", "result", "rule",
@@ -54,6 +54,7 @@ def parseRule(checker: TableChecker, index: int) -> Rule:
         users=_frozen(checker.strings("users", None)),
         via=via,
         message=message,
+        sessionsPerSecond=checker.get("sessions-per-second", int, 0, notNegative),
     )
 
 
@@ -299,4 +300,6 @@ def describeDecision(policy: Any, decision: Decision) -> str:
         words += ": no rule matched"
     if decision.message and (rule is not None or not isinstance(policy, RulePolicy)):
         words += f": {decision.message}"
+    if rule is not None and rule.sessionsPerSecond and decision.action == PERMIT:
+        words += f" (sessions-per-second {rule.sessionsPerSecond}, per client address and per user)"
     return words
