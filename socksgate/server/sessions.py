@@ -11,6 +11,7 @@ from twisted.internet.defer import Deferred, succeed
 
 from ..addresses import IPAddress
 from ..config import ServerConfig
+from ..ratelimit import SessionRates
 
 __all__ = ["MAX_ASSOCIATIONS_PER_CLIENT", "SessionTable"]
 
@@ -29,6 +30,7 @@ class SessionTable:
 
     @ivar open: the protocols of the open connections.
     @ivar associations: the UDP associations open for each client address.
+    @ivar rates: the rules' C{sessions-per-second} buckets.
     """
 
     def __init__(self) -> None:
@@ -36,6 +38,7 @@ class SessionTable:
         self.associations: Counter[IPAddress | None] = Counter()
         self._perClient: Counter[IPAddress | None] = Counter()
         self._emptyWaiters: list[Deferred[None]] = []
+        self.rates = SessionRates()
 
     def whenEmpty(self) -> Deferred[None]:
         """
