@@ -7,12 +7,17 @@ counted for C{/metrics}.
 from __future__ import annotations
 
 from ipaddress import ip_address
+from types import SimpleNamespace
 
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
+from socksgate.config import parseConfig
 from socksgate.ratelimit import CLIENT, TABLE, USER, RateExceeded, SessionRates, TokenBuckets
 from socksgate.rules import Rule
+from socksgate.status import GatewayStatus
+from socksgate.status._metrics import metricFamilies
 
 ALICE = "alice"
 ONE, TWO = ip_address("127.0.0.2"), ip_address("127.0.0.3")
@@ -222,3 +227,66 @@ class SessionRatesTests(SynchronousTestCase):
         assert exceeded is not None
         self.assertEqual(exceeded.limit, TABLE)
         self.assertIn("1 clients and users are being limited already", exceeded.message)
+
+
+LISTENER = "tcp:1080:interface=127.0.0.1"
+RULES = f"""
+[server]
+listen = ["{LISTENER}"]
+
+[[rule]]
+action = "permit"
+users = ["alice"]
+sessions-per-second = 5
+message = "alice"
+
+[[rule]]
+action = "permit"
+message = "others"
+"""
+
+
+class MetricTests(SynchronousTestCase):
+    """
+    C{socksgate_rate_limited_total}: the refusals, by rule and limit,
+    counted from the session records.
+    """
+
+    def test_countedByRuleAndLimit(self) -> None:
+        """
+        Each limited rule has a series for every limit, at 0 until a
+        record with that C{limit} names the rule; unlimited rules have
+        none.  A record without C{limit} (a plain denial) counts no
+        refusal; a reload that changes the rule's message starts new
+        series at 0.
+        """
+        gateway = SimpleNamespace(
+            config=parseConfig(RULES), sessions=SimpleNamespace(open=[]), factories={LISTENER: None}
+        )
+        status = GatewayStatus(gateway, MemoryReactorClock())
+        base = {"listener": LISTENER, "command": "connect", "version": "5", "outcome": "denied", "rule": 1}
+        for limit in ("client", "user", "user", None):
+            record = dict(base, limit=limit) if limit else base
+            status.observe({"log_namespace": "socksgate.session", "record": record})
+
+        def series() -> dict[tuple[str, str, str], float]:
+            return {
+                (sample.labels["rule"], sample.labels["message"], sample.labels["limit"]): sample.value
+                for family in metricFamilies(status.takeSnapshot())
+                if family.name == "socksgate_rate_limited"
+                for sample in family.samples
+            }
+
+        self.assertEqual(
+            series(),
+            {("1", "alice", "client"): 1.0, ("1", "alice", "user"): 2.0, ("1", "alice", "table"): 0.0},
+        )
+        gateway.config = parseConfig(RULES.replace('message = "alice"', 'message = "alice, limited"'))
+        self.assertEqual(
+            series(),
+            {
+                ("1", "alice, limited", "client"): 0.0,
+                ("1", "alice, limited", "user"): 0.0,
+                ("1", "alice, limited", "table"): 0.0,
+            },
+        )
