@@ -21,10 +21,12 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
+from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 from twisted.web.static import Data
 
+from socksgate.tap import Options
 from socksgate.testing import startEchoServer, startSourceServer
 
 from .haproxy_helpers import startProxiedGateway, waitForRecords
@@ -358,3 +360,23 @@ class TwistdTLSTests(LoopbackTestCase):
         self.assertEqual(len(records), 4)
         self.assertEqual({record["reply"] for record in records}, {0})
         self.assertTrue(client.reason.check(ConnectionDone), client.reason)
+
+
+class WorkersTests(SynchronousTestCase):
+    """
+    C{--workers N} with an C{ssl:} listener.
+    """
+
+    def test_refused(self) -> None:
+        """
+        A good C{ssl:} listener (its files check out) is still refused with
+        several workers, with a usage error that names it and says which
+        listeners workers share; with one worker it is accepted.
+        """
+        listen = ["--listen", tlsListener(writeCertificate(self.mktemp()))]
+        error = self.assertRaises(SystemExit, Options().parseOptions, [*listen, "--workers", "2"])
+        self.assertIn(f"--workers 2: the listener {listen[1]} cannot be shared", str(error))
+        self.assertIn("worker processes share tcp:, tcp6:, unix: and systemd: listeners", str(error))
+        options = Options()
+        options.parseOptions([*listen, "--workers", "1"])
+        self.assertEqual(options["configuration"].server.listen, (listen[1],))
