@@ -12,10 +12,14 @@ import shutil
 import sys
 
 from twisted.internet import reactor
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.protocol import Factory
 from twisted.internet.task import deferLater
-from twisted.trial.unittest import SkipTest
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
+from socksgate.scripts.connect import _Connection, _StandardIO
 from socksgate.testing import StaticResolver, startEchoServer, startGateway
 
 from .helpers import AnswerAfterFIN, CollectingProcess, LoopbackTestCase, freePort, startProcess
@@ -60,6 +64,88 @@ async def runConnect(
     testCase.addCleanup(lambda: process.ended.called or transport.signalProcess("KILL"))
     process.status = await waitForEnd(testCase, process)  # type: ignore[attr-defined]
     return process
+
+
+class _HalfCloseTransport(StringTransport):
+    """
+    A L{StringTransport} that records a write shutdown.
+    """
+
+    writeShut = False
+
+    def loseWriteConnection(self) -> None:
+        self.writeShut = True
+
+
+class RelayProtocolTests(SynchronousTestCase):
+    """
+    The two protocols of C{socksgate connect}, over L{StringTransport}s.
+    """
+
+    def setUp(self) -> None:
+        self.network = _HalfCloseTransport()
+        self.connection = _Connection()
+        self.connection.makeConnection(self.network)
+        self.stdio = StringTransport()
+        self.terminal = _StandardIO(self.connection)
+
+    def attach(self) -> None:
+        self.terminal.makeConnection(self.stdio)
+        self.connection.attach(self.terminal)
+
+    def test_earlyBytesKept(self) -> None:
+        """
+        Bytes that arrive with the proxy's reply, before standard output is
+        attached, are written first, in order.
+        """
+        self.connection.dataReceived(b"SSH-2.0-banner\r\n")
+        self.attach()
+        self.connection.dataReceived(b"more")
+        self.assertEqual(self.stdio.value(), b"SSH-2.0-banner\r\nmore")
+
+    def test_bothWays(self) -> None:
+        """
+        Standard input goes to the connection; each side is the other's
+        producer.
+        """
+        self.attach()
+        self.terminal.dataReceived(b"up")
+        self.assertEqual(self.network.value(), b"up")
+        self.assertIs(self.network.producer, self.stdio)
+        self.assertIs(self.stdio.producer, self.network)
+
+    def test_endOfInput(self) -> None:
+        """
+        End of standard input shuts the connection for writing only.
+        """
+        self.attach()
+        self.terminal.readConnectionLost()
+        self.assertTrue(self.network.writeShut)
+        self.assertFalse(self.network.disconnecting)
+
+    def test_endOfStream(self) -> None:
+        """
+        The other side's end of stream closes the connection, then standard
+        output; the status is 0.
+        """
+        self.attach()
+        self.connection.readConnectionLost()
+        self.assertTrue(self.network.disconnecting)
+        self.connection.connectionLost(Failure(ConnectionDone()))
+        self.assertTrue(self.stdio.disconnecting)
+        self.terminal.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.successResultOf(self.terminal.done), 0)
+
+    def test_lostBeforeAttached(self) -> None:
+        """
+        A connection that ended before standard output was attached ends it
+        at once; an error is status 1.
+        """
+        self.connection.connectionLost(Failure(ConnectionLost()))
+        self.attach()
+        self.assertTrue(self.stdio.disconnecting)
+        self.terminal.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.successResultOf(self.terminal.done), 1)
 
 
 class ConnectTests(LoopbackTestCase):

@@ -59,11 +59,29 @@ class _Connection(Protocol):
     terminal: _StandardIO | None = None
     reason: Failure | None = None
 
+    def __init__(self) -> None:
+        self._early: list[bytes] = []
+
+    def attach(self, terminal: _StandardIO) -> None:
+        """
+        Start writing to standard output: first the bytes that came with
+        the proxy's reply (an SSH banner, say), before the terminal
+        existed; and end it at once if the connection already ended.
+        """
+        self.terminal = terminal
+        early, self._early = self._early, []
+        for data in early:
+            terminal.transport.write(data)
+        if self.reason is not None:
+            terminal.transport.loseConnection()
+
     def dataReceived(self, data: bytes) -> None:
         """
-        Write to standard output.
+        Write to standard output (or keep until it is attached).
         """
-        if self.terminal is not None:
+        if self.terminal is None:
+            self._early.append(data)
+        else:
             self.terminal.transport.write(data)
 
     def readConnectionLost(self) -> None:
@@ -156,8 +174,8 @@ async def relay(reactor: Any, table: RoutingTable, host: str, port: int, stderr:
         return _complain(stderr, f"{destination}: {problem}")
     assert isinstance(connection, _Connection)
     terminal = _StandardIO(connection)
-    connection.terminal = terminal
     StandardIO(terminal, reactor=reactor)
+    connection.attach(terminal)
     status = await terminal.done
     if status and connection.reason is not None:
         _complain(stderr, f"{destination}: {connection.reason.getErrorMessage()}")
