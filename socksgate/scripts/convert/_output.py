@@ -46,11 +46,16 @@ class _Match:
     @ivar wide: the fields to use in a deny rule: the same requests or more.
     @ivar narrow: the fields to use in a permit rule: the same or fewer.
     @ivar problem: why the two differ, or a remark worth reporting.
+    @ivar guard: for a permit rule, fields that its C{narrow} fields still
+        match too widely: a deny rule with them (and the other parts' narrow
+        fields) is written just before the permit, so that it permits no
+        more than the original did.
     """
 
     wide: _Fields | None
     narrow: _Fields | None
     problem: str | None = None
+    guard: _Fields | None = None
 
 
 def _exact(**fields: list[str] | None) -> _Match:
@@ -109,11 +114,13 @@ class _Output:
         for part in parts:
             if part.problem is None:
                 continue
-            exact = part.wide == part.narrow
+            exact = part.wide == part.narrow and part.guard is None
             if leftOut:
                 suffix = "; the rule is left out" + ("" if exact else ", to fail closed")
             elif exact:
                 suffix = ""
+            elif action == "permit" and part.guard is not None:
+                suffix = "; a deny rule written before the permit refuses those, to fail closed"
             else:
                 suffix = (
                     f"; the {action} rule is {'widened' if action == 'deny' else 'narrowed'}, to fail closed"
@@ -124,6 +131,16 @@ class _Output:
         fields: _Fields = {}
         for each in chosen:
             fields.update(each or {})
+        if action == "permit":
+            for part in parts:
+                if part.guard is not None:
+                    self.comment(
+                        "A deny rule first, so that the permit after it permits no more than the line:"
+                    )
+                    self._table("deny", {**fields, **part.guard}, message + " (guard)")
+        self._table(action, fields, message)
+
+    def _table(self, action: str, fields: _Fields, message: str) -> None:
         self.lines.append("[[rule]]")
         self.lines.append(f"action = {_tomlString(action)}")
         for key in _KEYS:
