@@ -21,6 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from socksgate.config import parseConfig
 from socksgate.policy import AccessRequest
 from socksgate.scripts.convert import (
+    DANTE,
     SOCKD,
     SOCKS5,
     Conversion,
@@ -932,13 +933,14 @@ class DetectFormatTests(SynchronousTestCase):
 
     def test_neither(self) -> None:
         """
-        Dante's sockd.conf is neither format, whatever its name.
+        Dante's sockd.conf is Dante's format, whatever its name.
         """
         dante = (
             "logoutput: syslog\ninternal: eth0 port = 1080\n"
             "client pass {\n from: 0.0.0.0/0 to: 0.0.0.0/0\n}\n"
         )
-        self.assertIsNone(detectFormat(dante, "/etc/sockd.conf"))
+        self.assertEqual(detectFormat(dante, "/etc/sockd.conf"), DANTE)
+        self.assertIsNone(detectFormat("hello world\n", "/etc/sockd.conf"))
 
 
 class RunTests(SynchronousTestCase):
@@ -1007,12 +1009,12 @@ class RunTests(SynchronousTestCase):
 
     def test_unrecognised(self) -> None:
         """
-        A file in neither format gives status 2 and a message.
+        A file in none of the formats gives status 2 and a message.
         """
-        path = self.write("sockd.conf", b"client pass {\n from: 0.0.0.0/0 to: 0.0.0.0/0\n}\n")
+        path = self.write("sockd.conf", b"hello world\n")
         status, out, err = self.runOn(path)
         self.assertEqual((status, out), (2, ""))
-        self.assertIn("neither a SOCKS4 sockd.conf nor an NEC socks5.conf", err)
+        self.assertIn("not a SOCKS4 sockd.conf, an NEC socks5.conf or a Dante sockd.conf", err)
 
 
 class CommandTests(SynchronousTestCase):

@@ -50,12 +50,15 @@ class _Match:
         match too widely: a deny rule with them (and the other parts' narrow
         fields) is written just before the permit, so that it permits no
         more than the original did.
+    @ivar line: the source line the part is on, when it is not the rule's
+        first line (a rule of several lines); problems are reported there.
     """
 
     wide: _Fields | None
     narrow: _Fields | None
     problem: str | None = None
     guard: _Fields | None = None
+    line: int | None = None
 
 
 def _exact(**fields: list[str] | None) -> _Match:
@@ -84,6 +87,7 @@ class _Output:
     def __init__(self, source: str, title: str) -> None:
         self.source, self.title = source, title
         self.lines: list[str] = []
+        self.settings: list[str] = []
         self.problems: list[tuple[int, str]] = []
 
     def comment(self, text: str, wrap: bool = True) -> None:
@@ -125,7 +129,8 @@ class _Output:
                 suffix = (
                     f"; the {action} rule is {'widened' if action == 'deny' else 'narrowed'}, to fail closed"
                 )
-            self.report(number, part.problem + suffix, "LEFT OUT" if leftOut else "NOT CONVERTED EXACTLY")
+            marker = "LEFT OUT" if leftOut else "NOT CONVERTED EXACTLY"
+            self.report(part.line or number, part.problem + suffix, marker)
         if leftOut:
             return
         fields: _Fields = {}
@@ -161,7 +166,7 @@ class _Output:
                 " NOT CONVERTED and LEFT OUT."
             )
         problems = tuple(sorted(self.problems, key=lambda problem: problem[0]))
-        return Conversion("\n".join(header + self.lines) + "\n", problems)
+        return Conversion("\n".join(header + self.settings + self.lines) + "\n", problems)
 
 
 def _commentSafe(text: str) -> str:

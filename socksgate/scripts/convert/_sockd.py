@@ -3,7 +3,7 @@ The SOCKS4 C{sockd.conf} of CSTC/NEC sockd 4.x: lines C{permit|deny
 [?=I|i|n] [*=userlist] src_addr src_mask [dst_addr dst_mask] [op dst_port]
 [: shell_cmd]}, and C{#NO_IDENTD:} and C{#BAD_ID:} lines.
 
-How it converts, beyond what the package's docstring says of both formats:
+How it converts, beyond what the package's docstring says of every format:
 
   - sockd served SOCKS4 CONNECT and BIND only, so its permit lines become
     rules with C{commands = ["connect", "bind"]} (the conversion never

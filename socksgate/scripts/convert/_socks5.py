@@ -3,7 +3,7 @@ The NEC SOCKS5 C{socks5.conf}: C{ban src-hostmask [src-portrange]}, C{auth}
 lines and C{permit|deny auth-methods commands src-hostmask dst-hostmask
 [src-portrange [dst-portrange [user-list]]]}.
 
-How it converts, beyond what the package's docstring says of both formats:
+How it converts, beyond what the package's docstring says of every format:
 
   - The C{ban} lines come first, because socks5 refused those clients
     before reading anything else; the other lines follow in their order.
