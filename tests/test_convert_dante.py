@@ -403,3 +403,19 @@ class DanteComparisonTests(SynchronousTestCase):
             connection.sendall(b"\x05\x01\x00\x01" + socket.inet_aton("127.0.0.9") + struct.pack("!H", 8080))
             self.assertEqual(connection.recv(10)[1], 2)
         self.assertEqual(self.socksgateDecides("127.0.0.5", 8080, None, "127.0.0.9"), "deny")
+
+
+class MigrationPageTests(SynchronousTestCase):
+    """
+    docs/migration.md's configuration examples load.
+    """
+
+    def test_tomlExamplesLoad(self) -> None:
+        """
+        Every C{toml} block of docs/migration.md is a file socksgate loads.
+        """
+        with open(os.path.join(ROOT, "docs", "migration.md"), encoding="utf-8") as stream:
+            blocks = stream.read().split("```toml\n")[1:]
+        self.assertTrue(blocks)
+        for block in blocks:
+            parseConfig(block.split("```", 1)[0], "migration.md")
