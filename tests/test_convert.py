@@ -21,6 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from socksgate.config import parseConfig
 from socksgate.policy import AccessRequest
 from socksgate.scripts.convert import (
+    DANTE,
     SOCKD,
     SOCKS5,
     Conversion,
@@ -529,6 +530,41 @@ class Socks5HostTests(SynchronousTestCase):
         self.assertEqual(self.ruleFor("-", ".Example.COM")["destinations"], [".example.com"])
         self.assertEqual(self.ruleFor("-", "News.example.com")["destinations"], ["news.example.com"])
 
+    def test_domainPermitExcludesTheDomain(self) -> None:
+        """
+        socks5.conf's C{.example.com} matched the names below example.com,
+        not example.com itself: a permit is preceded by a deny rule for the
+        bare name with the permit's other keys, and the line is reported.
+        The result permits C{www.example.com} and refuses C{example.com}.
+        """
+        line = "permit - c 127.0.1.0/255.255.255.0 .example.com - (1023,65535]\n"
+        conversion = convertSocks5Conf(line)
+        guard, permit = rulesOf(conversion)
+        common = {"clients": ["127.0.1.0/24"], "ports": ["1024-65535"], "commands": ["connect"]}
+        self.assertEqual(
+            guard, {"action": "deny", "destinations": ["example.com"], **common, "message": guard["message"]}
+        )
+        self.assertEqual(
+            permit,
+            {"action": "permit", "destinations": [".example.com"], **common, "message": permit["message"]},
+        )
+        self.assertEqual(problemLines(conversion), [1])
+        self.assertIn("not example.com itself", conversion.problems[0][1])
+        policy = parseConfig(conversion.toml, "converted.toml").policy
+        below = request("127.0.1.5", "www.example.com", 8080, version="5")
+        bare = request("127.0.1.5", "example.com", 8080, version="5")
+        self.assertEqual(policy.decide(below).action, "permit")
+        self.assertEqual((policy.decide(bare).action, policy.decide(bare).rule), ("deny", 1))
+
+    def test_domainDenyWidened(self) -> None:
+        """
+        A deny of C{.example.com} also denies C{example.com} in socksgate:
+        wider than the line, so reported as widened.
+        """
+        conversion = convertSocks5Conf("deny - - - .example.com\n")
+        self.assertEqual(onlyRule(conversion), {"action": "deny", "destinations": [".example.com"]})
+        self.assertIn("the deny rule is widened", conversion.problems[0][1])
+
     def test_clientName(self) -> None:
         """
         Clients named by host or domain name cannot be expressed: a permit
@@ -676,14 +712,45 @@ class Socks5MethodTests(SynchronousTestCase):
 
     def test_usernameOrGSSAPI(self) -> None:
         """
-        Rules cannot tell username/password from GSS-API: C{u} alone leaves
-        a permit out and widens a deny to any authenticated user.
+        Rules match the user, not the method that authenticated it: when
+        the auth lines offer both methods (or there is no auth line, so
+        socks5 offered every method), C{u} alone leaves a permit out and
+        widens a deny to any authenticated user.
         """
-        permit = convertSocks5Conf("permit u c - mail.example.com - smtp\n")
-        self.assertEqual(rulesOf(permit), [])
-        self.assertIn("cannot tell username/password from GSS-API", permit.problems[0][1])
+        for auth in ("", "auth - - uk\n"):
+            permit = convertSocks5Conf(auth + "permit u c - mail.example.com - smtp\n")
+            self.assertEqual(rulesOf(permit), [])
+            self.assertIn(
+                "not whether a password or GSS-API authenticated it, and the auth lines offer both",
+                permit.problems[-1][1],
+            )
         deny = onlyRule(convertSocks5Conf("deny k - - -\n"))
         self.assertEqual(deny, {"action": "deny", "users": ["*"], "versions": ["5"]})
+
+    def test_oneOfferedMethod(self) -> None:
+        """
+        When the auth lines offer username/password and not GSS-API (or the
+        reverse), C{permit u} and C{permit k} lines mean any authenticated
+        user: they convert exactly to C{users = ["*"]}, C{versions = ["5"]}.
+        A method that no auth line offers matches no client: left out.
+        """
+        for auth, methods in (("auth 10.0.0.0/255.0.0.0 - n\nauth - - u\n", "u"), ("auth - - k\n", "k")):
+            conversion = convertSocks5Conf(auth + f"permit {methods} c - mail.example.com - 25\n")
+            self.assertEqual(
+                onlyRule(conversion),
+                {
+                    "action": "permit",
+                    "destinations": ["mail.example.com"],
+                    "ports": ["25"],
+                    "commands": ["connect"],
+                    "users": ["*"],
+                    "versions": ["5"],
+                },
+            )
+            self.assertNotIn(len(auth.splitlines()) + 1, problemLines(conversion))
+        unused = convertSocks5Conf("auth - - u\npermit k c - - - -\n")
+        self.assertEqual(rulesOf(unused), [])
+        self.assertIn("no auth line offers them", unused.problems[-1][1])
 
     def test_noneOrOneMethod(self) -> None:
         """
@@ -745,13 +812,35 @@ class Socks5LineTests(SynchronousTestCase):
 
     def test_authLines(self) -> None:
         """
-        C{auth} lines are kept as comments and reported; no C{[auth]} table
-        is written.
+        C{auth} lines are kept as comments and reported, with a message that
+        says what socksgate has instead (its C{[auth] methods}, GSS-API
+        among them) and why the table is written by hand; no C{[auth]}
+        table is written.
         """
         conversion = convertSocks5Conf("auth 10.0.0.0/255.0.0.0 - n\nauth - - u\n")
         self.assertEqual(tomllib.loads(conversion.toml), {})
         self.assertEqual(problemLines(conversion), [1, 2])
         self.assertIn("# socks5.conf line 2: auth - - u", conversion.toml)
+        message = conversion.problems[0][1]
+        self.assertIn('"gssapi"', message)
+        self.assertIn("write the [auth] table by hand", message)
+        self.assertNotIn("refuses", message)
+
+    def test_noOutdatedMessages(self) -> None:
+        """
+        No message of either converter says that socksgate refuses
+        C{[auth]} tables, which it reads, or lacks GSS-API.
+        """
+        texts = [
+            readSample(SOCKS5_SAMPLE),
+            readSample(SOCKD_SAMPLE),
+            "permit ?=I 10.0.0.0 255.0.0.0\nproxy - - gw.example.net:1080\npermit k - - -\n",
+        ]
+        for text in texts:
+            for conversion in (convertSocks5Conf(text), convertSockdConf(text)):
+                for _, message in conversion.problems:
+                    self.assertNotIn("refuses [auth]", message)
+                    self.assertNotIn("cannot tell username/password from GSS-API", message)
 
     def test_otherLines(self) -> None:
         """
@@ -793,16 +882,18 @@ class Socks5LineTests(SynchronousTestCase):
                 "socks5.conf line 26",
                 "socks5.conf line 27",
                 "socks5.conf line 28",
+                "socks5.conf line 29 (guard)",
                 "socks5.conf line 29",
                 "socks5.conf line 30",
                 "socks5.conf line 31",
                 "socks5.conf line 32",
+                "socks5.conf line 37",
                 "socks5.conf line 38",
                 "socks5.conf line 39",
             ],
         )
         self.assertEqual(
-            problemLines(conversion), [8, 11, 12, 15, 16, 17, 18, 19, 20, 32, 33, 34, 35, 36, 37, 40]
+            problemLines(conversion), [8, 11, 12, 15, 16, 17, 18, 19, 20, 23, 29, 32, 33, 34, 35, 36, 40]
         )
         self.assertTrue(
             conversion.toml.startswith("# socksgate [[rule]] tables converted from an NEC SOCKS5")
@@ -842,13 +933,14 @@ class DetectFormatTests(SynchronousTestCase):
 
     def test_neither(self) -> None:
         """
-        Dante's sockd.conf is neither format, whatever its name.
+        Dante's sockd.conf is Dante's format, whatever its name.
         """
         dante = (
             "logoutput: syslog\ninternal: eth0 port = 1080\n"
             "client pass {\n from: 0.0.0.0/0 to: 0.0.0.0/0\n}\n"
         )
-        self.assertIsNone(detectFormat(dante, "/etc/sockd.conf"))
+        self.assertEqual(detectFormat(dante, "/etc/sockd.conf"), DANTE)
+        self.assertIsNone(detectFormat("hello world\n", "/etc/sockd.conf"))
 
 
 class RunTests(SynchronousTestCase):
@@ -917,12 +1009,12 @@ class RunTests(SynchronousTestCase):
 
     def test_unrecognised(self) -> None:
         """
-        A file in neither format gives status 2 and a message.
+        A file in none of the formats gives status 2 and a message.
         """
-        path = self.write("sockd.conf", b"client pass {\n from: 0.0.0.0/0 to: 0.0.0.0/0\n}\n")
+        path = self.write("sockd.conf", b"hello world\n")
         status, out, err = self.runOn(path)
         self.assertEqual((status, out), (2, ""))
-        self.assertIn("neither a SOCKS4 sockd.conf nor an NEC socks5.conf", err)
+        self.assertIn("not a SOCKS4 sockd.conf, an NEC socks5.conf or a Dante sockd.conf", err)
 
 
 class CommandTests(SynchronousTestCase):
@@ -958,7 +1050,7 @@ class CommandTests(SynchronousTestCase):
         """
         result = self.command(SOCKS5_SAMPLE)
         self.assertEqual(result.returncode, 1, result.stderr)
-        self.assertEqual(len(tomllib.loads(result.stdout)["rule"]), 14)
+        self.assertEqual(len(tomllib.loads(result.stdout)["rule"]), 16)
         self.assertIn(f"{SOCKS5_SAMPLE}:11: auth lines", result.stderr)
         self.assertIn(f"{SOCKS5_SAMPLE}:33: commands p: ping", result.stderr)
 
@@ -1120,23 +1212,31 @@ class DecidesTheSameTests(SynchronousTestCase):
             (request("10.0.0.5", web, 80, version="5"), "permit", 6),
             (request("10.0.0.5", web, 443, version="5"), "permit", 7),
             # line 38: no BIND below 1024 for anyone the lines above left
-            (request("10.0.0.5", web, 80, command="bind", version="5"), "deny", 13),
+            (request("10.0.0.5", web, 80, command="bind", version="5"), "deny", 15),
             # line 28: the news server, by name
             (request("10.0.0.5", "news.example.com", 119, version="5"), "permit", 8),
             (request("10.0.0.5", "mail.example.com", 119, version="5"), "deny", None),
             # line 29: alice and bob, authenticated, anywhere in example.com
-            (request("8.8.8.8", "www.example.com", 22, "alice", version="5", auth="userpass"), "permit", 9),
+            (request("8.8.8.8", "www.example.com", 22, "alice", version="5", auth="userpass"), "permit", 10),
             (request("8.8.8.8", "www.example.com", 22, "carol", version="5", auth="userpass"), "deny", None),
-            (request("10.0.0.5", "www.example.com", 8080, "bob", version="5", auth="gssapi"), "permit", 9),
+            # ... but not example.com itself: the guard before it refuses
+            (request("8.8.8.8", "example.com", 22, "alice", version="5", auth="userpass"), "deny", 9),
+            (request("10.0.0.5", "www.example.com", 8080, "bob", version="5", auth="gssapi"), "permit", 10),
             # line 30: UDP below 1024 from 10.1
-            (request("10.1.0.9", "192.0.2.53", 53, command="udp", version="5"), "permit", 10),
+            (request("10.1.0.9", "192.0.2.53", 53, command="udp", version="5"), "permit", 11),
             # line 31: 10.2 on unprivileged ports, whoever they are
-            (request("10.2.0.9", web, 5000, "dave", version="5", auth="userpass"), "permit", 11),
+            (request("10.2.0.9", web, 5000, "dave", version="5", auth="userpass"), "permit", 12),
             # line 32: 10.3 on privileged ports; line 38 refuses a BIND there
-            (request("10.3.0.9", web, 22, version="5"), "permit", 12),
-            (request("10.3.0.9", web, 22, command="bind", version="5"), "deny", 13),
+            (request("10.3.0.9", web, 22, version="5"), "permit", 13),
+            (request("10.3.0.9", web, 22, command="bind", version="5"), "deny", 15),
+            # line 37: any username/password user to mail.example.com's SMTP (auth lines offer no GSS-API)
+            (
+                request("10.9.0.1", "mail.example.com", 25, "carol", version="5", auth="userpass"),
+                "permit",
+                14,
+            ),
             # line 39: authenticated users to one host; a SOCKS4 claim is no authentication
-            (request("8.8.8.8", "198.51.100.7", 22, "alice", version="5", auth="userpass"), "permit", 14),
+            (request("8.8.8.8", "198.51.100.7", 22, "alice", version="5", auth="userpass"), "permit", 16),
             (request("8.8.8.8", "198.51.100.7", 22, "alice", version="4"), "deny", None),
             (request("8.8.8.8", "198.51.100.7", 22, version="5"), "deny", None),
         ]
@@ -1156,12 +1256,6 @@ class DecidesTheSameTests(SynchronousTestCase):
             ),
             # socks5 permitted 10.4 from unprivileged source ports to port 22 (line 34)
             (request("10.4.0.1", "93.184.216.34", 22, version="5", clientPort=2000), "deny", None),
-            # socks5 permitted any username/password user to mail.example.com's SMTP (line 37)
-            (
-                request("10.9.0.1", "mail.example.com", 25, "carol", version="5", auth="userpass"),
-                "deny",
-                None,
-            ),
         ]
         self.assertDecisions(convertSocks5Conf(readSample(SOCKS5_SAMPLE)), table)
 

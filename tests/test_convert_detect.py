@@ -12,6 +12,8 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 
 from socksgate.scripts.convert import SOCKD, SOCKS5, Conversion, convertSockdConf, convertSocks5Conf
+from socksgate.scripts.convert._dante import DANTE as DANTED
+from socksgate.scripts.convert._dante import convertDanteConf, isDanteLine
 from socksgate.scripts.convert._detect import FORMATS, SourceFormat, detectFormat, detectSourceFormat
 from socksgate.scripts.convert._sockd import isSockdLine
 from socksgate.scripts.convert._socks5 import isSocks5Line
@@ -39,14 +41,16 @@ class TableTests(SynchronousTestCase):
 
     def test_realFormats(self) -> None:
         """
-        The table has the SOCKS4 C{sockd.conf} and then the NEC
-        C{socks5.conf}, each with its file name, converter and own lines.
+        The table has the SOCKS4 C{sockd.conf}, the NEC C{socks5.conf} and
+        then Dante's C{danted.conf}, each with its file name, converter and
+        own lines.
         """
         self.assertEqual(
             FORMATS,
             (
                 SourceFormat(SOCKD, "sockd.conf", isSockdLine, convertSockdConf),
                 SourceFormat(SOCKS5, "socks5.conf", isSocks5Line, convertSocks5Conf),
+                SourceFormat(DANTED, "danted.conf", isDanteLine, convertDanteConf),
             ),
         )
 
@@ -96,7 +100,7 @@ class AnotherFormatTests(SynchronousTestCase):
         other lines, and in none when it has some.
         """
         self.assertEqual(detectFormat("# nothing\n", "socks5.conf", self.formats), SOCKS5)
-        self.assertIsNone(detectFormat("logoutput: syslog\n", "sockd.conf", self.formats))
+        self.assertIsNone(detectFormat("something else\n", "sockd.conf", self.formats))
 
     def test_firstClaimVotes(self) -> None:
         """

@@ -33,9 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     convert = commands.add_parser(
         "convert",
-        help="convert a SOCKS4 sockd.conf or an NEC socks5.conf into socksgate's TOML",
+        help="convert a SOCKS4 sockd.conf, an NEC socks5.conf or a Dante sockd.conf (danted.conf)"
+        " into socksgate's TOML; lines not converted exactly are reported on standard error",
     )
-    convert.add_argument("file", help="the sockd.conf or socks5.conf to convert")
+    convert.add_argument("file", help="the sockd.conf, socks5.conf or danted.conf to convert")
     passwd = commands.add_parser(
         "passwd",
         help="add or change a user in an htpasswd file (bcrypt); the password is read from the "

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ._dante import DANTE, convertDanteConf, isDanteLine
 from ._output import Conversion
 from ._sockd import SOCKD, convertSockdConf, isSockdLine
 from ._socks5 import SOCKS5, convertSocks5Conf, isSocks5Line
@@ -44,12 +45,13 @@ class SourceFormat:
 FORMATS: tuple[SourceFormat, ...] = (
     SourceFormat(SOCKD, SOCKD, isSockdLine, convertSockdConf),
     SourceFormat(SOCKS5, SOCKS5, isSocks5Line, convertSocks5Conf),
+    SourceFormat(DANTE, DANTE, isDanteLine, convertDanteConf),
 )
 
 
 def detectFormat(text: str, path: str | None = None, formats: Sequence[SourceFormat] = FORMATS) -> str | None:
     """
-    Which format C{text} is in: L{SOCKD}, L{SOCKS5} (the name of one of
+    Which format C{text} is in: L{SOCKD}, L{SOCKS5}, L{DANTE} (the name of one of
     C{formats}), or L{None} when it is in none of them; see
     L{detectSourceFormat}.
     """
@@ -65,9 +67,8 @@ def detectSourceFormat(
 
     Each line that is one of a format's own lines votes for it, and the
     format with the most votes wins.  Between formats with as many votes,
-    the file name (C{sockd.conf}, C{socks5.conf}) breaks the tie.  A file
-    with other lines and no votes (such as Dante's C{sockd.conf}) is in no
-    format.
+    the file name (C{sockd.conf}, C{socks5.conf}, C{danted.conf}) breaks
+    the tie.  A file with other lines and no votes is in no format.
 
     @param path: the file's path, of which only the last part is used.
     @param formats: the formats to choose from.

@@ -46,11 +46,19 @@ class _Match:
     @ivar wide: the fields to use in a deny rule: the same requests or more.
     @ivar narrow: the fields to use in a permit rule: the same or fewer.
     @ivar problem: why the two differ, or a remark worth reporting.
+    @ivar guard: for a permit rule, fields that its C{narrow} fields still
+        match too widely: a deny rule with them (and the other parts' narrow
+        fields) is written just before the permit, so that it permits no
+        more than the original did.
+    @ivar line: the source line the part is on, when it is not the rule's
+        first line (a rule of several lines); problems are reported there.
     """
 
     wide: _Fields | None
     narrow: _Fields | None
     problem: str | None = None
+    guard: _Fields | None = None
+    line: int | None = None
 
 
 def _exact(**fields: list[str] | None) -> _Match:
@@ -79,6 +87,7 @@ class _Output:
     def __init__(self, source: str, title: str) -> None:
         self.source, self.title = source, title
         self.lines: list[str] = []
+        self.settings: list[str] = []
         self.problems: list[tuple[int, str]] = []
 
     def comment(self, text: str, wrap: bool = True) -> None:
@@ -109,21 +118,34 @@ class _Output:
         for part in parts:
             if part.problem is None:
                 continue
-            exact = part.wide == part.narrow
+            exact = part.wide == part.narrow and part.guard is None
             if leftOut:
                 suffix = "; the rule is left out" + ("" if exact else ", to fail closed")
             elif exact:
                 suffix = ""
+            elif action == "permit" and part.guard is not None:
+                suffix = "; a deny rule written before the permit refuses those, to fail closed"
             else:
                 suffix = (
                     f"; the {action} rule is {'widened' if action == 'deny' else 'narrowed'}, to fail closed"
                 )
-            self.report(number, part.problem + suffix, "LEFT OUT" if leftOut else "NOT CONVERTED EXACTLY")
+            marker = "LEFT OUT" if leftOut else "NOT CONVERTED EXACTLY"
+            self.report(part.line or number, part.problem + suffix, marker)
         if leftOut:
             return
         fields: _Fields = {}
         for each in chosen:
             fields.update(each or {})
+        if action == "permit":
+            for part in parts:
+                if part.guard is not None:
+                    self.comment(
+                        "A deny rule first, so that the permit after it permits no more than the line:"
+                    )
+                    self._table("deny", {**fields, **part.guard}, message + " (guard)")
+        self._table(action, fields, message)
+
+    def _table(self, action: str, fields: _Fields, message: str) -> None:
         self.lines.append("[[rule]]")
         self.lines.append(f"action = {_tomlString(action)}")
         for key in _KEYS:
@@ -144,7 +166,7 @@ class _Output:
                 " NOT CONVERTED and LEFT OUT."
             )
         problems = tuple(sorted(self.problems, key=lambda problem: problem[0]))
-        return Conversion("\n".join(header + self.lines) + "\n", problems)
+        return Conversion("\n".join(header + self.settings + self.lines) + "\n", problems)
 
 
 def _commentSafe(text: str) -> str:

@@ -18,7 +18,7 @@ def run(path: str, stdout: TextIO, stderr: TextIO) -> int:
 
     @return: the exit status: 0 when everything was converted exactly, 1
         when some lines were not (the TOML is still written), 2 when the
-        file cannot be read or is in neither format.
+        file cannot be read or is in none of the formats.
     """
     try:
         with open(path, "rb") as stream:
@@ -33,8 +33,7 @@ def run(path: str, stdout: TextIO, stderr: TextIO) -> int:
     found = detectSourceFormat(text, path)
     if found is None:
         stderr.write(
-            f"{path}: neither a SOCKS4 sockd.conf nor an NEC socks5.conf"
-            " (a Dante sockd.conf is another format, which this command does not read)\n"
+            f"{path}: not a SOCKS4 sockd.conf, an NEC socks5.conf or a Dante sockd.conf (danted.conf)\n"
         )
         return 2
     conversion = found.convert(text)

@@ -3,7 +3,7 @@ The SOCKS4 C{sockd.conf} of CSTC/NEC sockd 4.x: lines C{permit|deny
 [?=I|i|n] [*=userlist] src_addr src_mask [dst_addr dst_mask] [op dst_port]
 [: shell_cmd]}, and C{#NO_IDENTD:} and C{#BAD_ID:} lines.
 
-How it converts, beyond what the package's docstring says of both formats:
+How it converts, beyond what the package's docstring says of every format:
 
   - sockd served SOCKS4 CONNECT and BIND only, so its permit lines become
     rules with C{commands = ["connect", "bind"]} (the conversion never
@@ -15,10 +15,12 @@ How it converts, beyond what the package's docstring says of both formats:
   - C{#NO_IDENTD:} and C{#BAD_ID:} lines are kept as comments saying what
     socksgate does instead (CD 92 and CD 93 when C{[auth] ident =
     "require"}); they are not reported either.  No C{[auth]} table is
-    written: this version of socksgate refuses them.
+    written: whether to require ident of every SOCKS4 client is the
+    administrator's choice.
   - C{?=I} and C{?=i} on a permit line ask for an identd check of that line
     alone, which rules cannot express (ident is the global C{[auth]
-    ident}): reported, and the permit left out.  C{?=n}, and any C{?=} on a
+    ident}, for every SOCKS4 request or none): reported, and the permit
+    left out.  C{?=n}, and any C{?=} on a
     deny line (sockd asked identd only about permits), convert exactly.
   - A userlist file (C{*=/path}) is not read: it belongs to the old host.
 """
@@ -150,7 +152,7 @@ def _sockdIdentd(action: str, identd: str, parts: list[_Match], notes: list[str]
                 {},
                 None,
                 f"?={identd} asks identd about this line alone; socksgate asks identd about every SOCKS4"
-                " request or none ([auth] ident), and this version refuses [auth] tables",
+                ' request or none ([auth] ident = "require"), which rules cannot select',
             )
         )
     else:

@@ -3,25 +3,34 @@ The NEC SOCKS5 C{socks5.conf}: C{ban src-hostmask [src-portrange]}, C{auth}
 lines and C{permit|deny auth-methods commands src-hostmask dst-hostmask
 [src-portrange [dst-portrange [user-list]]]}.
 
-How it converts, beyond what the package's docstring says of both formats:
+How it converts, beyond what the package's docstring says of every format:
 
   - The C{ban} lines come first, because socks5 refused those clients
     before reading anything else; the other lines follow in their order.
   - The authentication methods become C{users} and C{versions}: C{n} is
     C{users = ["-"]} (anonymous only), C{uk} is C{users = ["*"]} with
     C{versions = ["5"]} (authenticated: only SOCKS5 authenticates), C{-}
-    leaves both out; a user list becomes C{users}.  Rules cannot tell
-    username/password from GSS-API, so C{u} or C{k} without the other is
-    reported.
+    leaves both out; a user list becomes C{users}.  Rules match the user,
+    not the method that authenticated it, so C{u} or C{k} without the other
+    converts exactly only when the file's C{auth} lines never offer the
+    other method (then C{users = ["*"]}, C{versions = ["5"]}); otherwise it
+    is reported (a permit left out, a deny widened to both methods).
   - The C{p} and C{t} commands (ping, traceroute) are reported; a rule left
     with no command socksgate serves matches nothing and is left out.
     Source port ranges cannot be expressed (C{-} or a range of every port
     is fine), nor can clients named by host or domain name (socksgate
     matches clients by address).
-  - socks5.conf's C{.domain} matched the names below the domain;
-    socksgate's C{".domain"} matches the domain's own name as well.
-  - C{auth}, C{set}, C{interface}, C{route}, C{proxy}, C{noproxy},
-    C{socks4} and C{socks5} lines are kept as comments and reported.
+  - socks5.conf's C{.domain} matched the names below the domain, not the
+    domain's own name; socksgate's C{".domain"} matches that name as well.
+    A permit is preceded by a deny rule for the bare name (with the
+    permit's other keys), a deny is widened to the bare name; both are
+    reported.
+  - C{auth} lines are kept as comments and reported: socksgate's
+    C{[auth] methods} is one list for every client, and the passwords
+    (socks5's own password file) are the original host's, so the
+    C{[auth]} table is written by hand.  C{set}, C{interface}, C{route},
+    C{proxy}, C{noproxy}, C{socks4} and C{socks5} lines are kept as
+    comments and reported too.
 """
 
 from __future__ import annotations
@@ -46,7 +55,7 @@ _HOST_NAME = re.compile(
 
 _PROXY_LINES = (
     "chooses whether to chain to another proxy server;"
-    " socksgate's [[upstream]] tables and via keys are written by hand"
+    " socksgate chains with [[upstream]] tables and the rules' via keys, written by hand"
 )
 _NOT_RULES = {
     "set": "sets a socks5 server variable; socksgate has its own [server] settings",
@@ -59,8 +68,9 @@ _NOT_RULES = {
 }
 
 _AUTH_LINE = (
-    "auth lines choose the authentication methods of clients; in socksgate that is [auth] methods, and"
-    " this version refuses [auth] tables: set it by hand once it accepts them"
+    'auth lines choose the authentication methods of clients; socksgate\'s [auth] methods ("none",'
+    ' "userpass", "gssapi") is one list for every client, and its userpass needs a checker for'
+    " passwords that are the original host's: write the [auth] table by hand"
 )
 
 _COMMANDS = (("c", Command.CONNECT), ("b", Command.BIND), ("u", Command.UDP))
@@ -77,18 +87,38 @@ def convertSocks5Conf(text: str) -> Conversion:
     ]
     bans = [each for each in lines if each[2][:1] == ["ban"]]
     others = [each for each in lines if each[2] and each[2][0] != "ban"]
+    offered = _offeredMethods([each[2] for each in lines if each[2][0:1] == ["auth"]])
     if bans:
         output.lines.append("")
         output.comment("ban lines first: socks5 refused those clients before reading any other line.")
     for number, line, tokens in bans + others:
         try:
-            _socks5Line(output, number, line, tokens)
+            _socks5Line(output, number, line, tokens, offered)
         except _Invalid as problem:
             output.invalid(number, line, str(problem))
     return output.finish()
 
 
-def _socks5Line(output: _Output, number: int, line: str, tokens: list[str]) -> None:
+def _offeredMethods(authLines: list[list[str]]) -> frozenset[str]:
+    """
+    The authenticating methods (C{u}, C{k}) that some C{auth} line offers
+    to some client: both when there is none (socks5 then offered every
+    method) or when a line is not valid.
+    """
+    if not authLines:
+        return frozenset("uk")
+    offered: set[str] = set()
+    for tokens in authLines:
+        if len(tokens) != 4:
+            return frozenset("uk")
+        try:
+            offered |= _letters(tokens[3], "nuk", "auth-methods")
+        except _Invalid:
+            return frozenset("uk")
+    return frozenset(offered) & frozenset("uk")
+
+
+def _socks5Line(output: _Output, number: int, line: str, tokens: list[str], offered: frozenset[str]) -> None:
     keyword = tokens[0]
     message = f"{SOCKS5} line {number}"
     if keyword == "ban":
@@ -110,7 +140,7 @@ def _socks5Line(output: _Output, number: int, line: str, tokens: list[str]) -> N
             _sourcePorts(sourcePorts),
             _destinationPorts(destinationPorts),
             _commandMatch(commands),
-            _userMatch(_letters(methods, "nuk", "auth-methods"), methods, users),
+            _userMatch(_letters(methods, "nuk", "auth-methods"), methods, users, offered),
         ]
         output.rule(number, line, keyword, parts, [], message)
     elif keyword == "auth":
@@ -159,7 +189,17 @@ def _hostMatch(key: str, text: str) -> _Match:
     if _HOST_NAME.fullmatch(text.removeprefix(".").removesuffix(".")):
         if key == "clients":
             return _Match({}, None, f"client {text!r} is a name; socksgate matches clients by address only")
-        return _exact(destinations=[text.lower().removesuffix(".")])
+        name = text.lower().removesuffix(".")
+        if not name.startswith("."):
+            return _exact(destinations=[name])
+        fields = {"destinations": [name]}
+        return _Match(
+            fields,
+            fields,
+            f"{text} matched the names below {name[1:]}, not {name[1:]} itself, which socksgate's"
+            f" {name!r} matches too",
+            guard={"destinations": [name[1:]]},
+        )
     raise _Invalid(f"{text!r} is not a host pattern")
 
 
@@ -215,13 +255,22 @@ def _commandMatch(text: str) -> _Match:
     return _Match(fields, fields, problem)
 
 
-def _userMatch(methods: frozenset[str], shown: str, userList: str) -> _Match:
+def _userMatch(methods: frozenset[str], shown: str, userList: str, offered: frozenset[str]) -> _Match:
     """
     The C{users} and C{versions} keys for authentication methods and a
     user list.
+
+    @param offered: the authenticating methods the C{auth} lines offer.
     """
+    if methods & {"u", "k"} and not methods & offered:
+        return _nothing(f"auth methods {shown}: no auth line offers them, so no client can use them")
+    if methods & {"u", "k"} and offered <= methods:
+        methods = methods | {"u", "k"}
     authenticated = methods & {"u", "k"}
-    split = f"auth methods {shown}: socksgate rules cannot tell username/password from GSS-API"
+    split = (
+        f"auth methods {shown}: socksgate rules match the authenticated user, not whether a password or"
+        " GSS-API authenticated it, and the auth lines offer both"
+    )
     if userList == "-":
         if authenticated == {"u", "k"}:
             return _exact() if "n" in methods else _exact(users=["*"], versions=[Version.SOCKS5])
