@@ -24,6 +24,7 @@ from .connecting import connectToAddresses, routeFor
 from .hostnames import InvalidHostname, normalHostname, numericIPv4
 from .policy import AccessRequest, Decision, IPAddress, reachedAddress
 from .relay import DestinationProtocol
+from .upstreams import UpstreamTable
 from .vocabulary import RequestRefused
 from .wire import ReplyCode
 
@@ -172,6 +173,7 @@ def openConnection(
     timeout: float,
     bindHost: IPAddress | None = None,
     raw: bool = False,
+    upstreams: UpstreamTable | None = None,
 ) -> Deferred[tuple[DestinationProtocol, Decision]]:
     """
     Check, resolve and connect one CONNECT request.
@@ -184,6 +186,8 @@ def openConnection(
         reached as L{destinationFor} says.
     @param raw: the zero-copy relay will carry the session (see
         L{connectToAddresses}).
+    @param upstreams: the gateway's C{[[upstream]]}s, for a decision
+        routed C{via} one.
     @return: a Deferred that fires with the connected protocol and the
         decision that permitted it, or fails with L{RequestRefused} or the
         connection's failure (see L{refusalForFailure}).
@@ -195,7 +199,7 @@ def openConnection(
     if isinstance(address, str):
         named = replace(request, destinationName=address)
         return Deferred.fromCoroutine(
-            _openByName(reactor, resolver, decide, named, address, timeout, bindHost, raw)
+            _openByName(reactor, resolver, decide, named, address, timeout, bindHost, raw, upstreams)
         )
     checked = replace(request, destinationAddress=address)
     try:
@@ -205,11 +209,11 @@ def openConnection(
     if not isinstance(answer, Decision):
         # A Deferred (or nonsense): the general path settles it.
         return Deferred.fromCoroutine(
-            _openAnswered(reactor, answer, checked, [address], timeout, bindHost, raw)
+            _openAnswered(reactor, answer, checked, [address], timeout, bindHost, raw, upstreams)
         )
     if not answer.permitted:
         return defer.fail(_denied(answer))
-    return _connect(reactor, answer, checked, [address], timeout, bindHost, raw).addCallbacks(
+    return _connect(reactor, answer, checked, [address], timeout, bindHost, raw, upstreams).addCallbacks(
         lambda protocol: (protocol, answer), _failedAfter, errbackArgs=(answer,)
     )
 
@@ -222,12 +226,13 @@ def _connect(
     timeout: float,
     bindHost: IPAddress | None,
     raw: bool = False,
+    upstreams: UpstreamTable | None = None,
 ) -> Deferred[DestinationProtocol]:
     """
     Connect a permitted request along the route its decision names.
     """
     try:
-        route = routeFor(decision, reactor, timeout, bindHost, raw)
+        route = routeFor(decision, reactor, timeout, bindHost, raw, upstreams)
     except RequestRefused:
         return defer.fail()
     return route.connect(request, addresses, request.port)  # type: ignore[no-any-return]
@@ -241,6 +246,7 @@ async def _openAnswered(
     timeout: float,
     bindHost: IPAddress | None,
     raw: bool = False,
+    upstreams: UpstreamTable | None = None,
 ) -> tuple[DestinationProtocol, Decision]:
     """
     Connect an address once the policy's late answer has come.
@@ -249,7 +255,7 @@ async def _openAnswered(
     if not decision.permitted:
         raise _denied(decision)
     try:
-        protocol = await _connect(reactor, decision, request, addresses, timeout, bindHost, raw)
+        protocol = await _connect(reactor, decision, request, addresses, timeout, bindHost, raw, upstreams)
     except Exception:
         _failedAfter(Failure(), decision)
     return protocol, decision
@@ -318,13 +324,14 @@ async def _openByName(
     timeout: float,
     bindHost: IPAddress | None,
     raw: bool = False,
+    upstreams: UpstreamTable | None = None,
 ) -> tuple[DestinationProtocol, Decision]:
     """
     Decide, resolve, decide again for each address, and connect.
     """
     candidates, decision = await permittedAddresses(reactor, resolver, decide, request, host, timeout)
     try:
-        protocol = await _connect(reactor, decision, request, candidates, timeout, bindHost, raw)
+        protocol = await _connect(reactor, decision, request, candidates, timeout, bindHost, raw, upstreams)
     except Exception:
         _failedAfter(Failure(), decision)
     return protocol, decision
