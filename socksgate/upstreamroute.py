@@ -107,7 +107,7 @@ class UpstreamRoute:
                 refusal = self._passedOn(failure, server)
                 if refusal is not None:
                     raise refusal from None
-                reason = self._describe(failure)
+                reason = self._describe(failure, server)
                 self.table.failed(upstream, server, reason)
                 failures.append(f"{server.url}: {reason}")
                 continue
@@ -146,15 +146,20 @@ class UpstreamRoute:
         refusal.server = server.url
         return refusal
 
-    def _describe(self, failure: Failure) -> str:
+    def _describe(self, failure: Failure, server: UpstreamServer) -> str:
         """
         What went wrong with a server, in a few words.
         """
         if failure.check(DeferredTimeout):
             return f"no reply within {self.timeout:g} seconds"
         text = failure.getErrorMessage() or failure.type.__name__
-        if self.upstream.tls and ("SSL" in text or "certificate" in text or "tls" in text.lower()):
-            return f"TLS refused: {text}"
+        if self.upstream.tls:
+            if "VerificationError" in text:
+                return f"TLS refused: its certificate is not for {server.host}: {text}"
+            if "certificate verify failed" in text:
+                return f"TLS refused: its certificate is not signed by a trusted authority: {text}"
+            if "SSL" in text:
+                return f"TLS refused: {text}"
         return text
 
     def _endpoint(

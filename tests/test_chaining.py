@@ -1,7 +1,8 @@
 """
 Tests of C{[[upstream]]} chaining over real loopback sockets: a gateway
 routing sessions C{via} another socksgate, with failover; Dante and
-microsocks as upstreams; curl through a chain of two gateways.
+microsocks as upstreams; curl through a chain of two gateways; an upstream
+over TLS with a good and a bad certificate.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import shutil
 from typing import Any
 
 from twisted.internet import reactor
+from twisted.internet.ssl import PrivateCertificate
 from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SkipTest
 from twisted.web.resource import Resource
 from twisted.web.server import Site
@@ -25,6 +28,7 @@ from socksgate.server import SOCKSServerFactory
 from socksgate.testing import RunningGateway, startEchoServer, startGateway
 
 from .client_helpers import startDante, startMicrosocks
+from .tls_helpers import TestAuthority
 from .helpers import (
     LoopbackTestCase,
     collectSessions,
@@ -299,3 +303,76 @@ class CurlChainTests(LoopbackTestCase):
         self.assertEqual(code, 0, err)
         self.assertEqual(len(out), len(content), out[:300])
         self.assertEqual(hashlib.sha256(out).hexdigest(), hashlib.sha256(content).hexdigest())
+
+
+class TLSUpstreamTests(LoopbackTestCase):
+    """
+    An upstream reached over TLS (C{tls = true}), its certificate checked
+    by service_identity against a C{ca-file}.
+    """
+
+    def tlsGateway(self, authority: TestAuthority, hostname: str) -> int:
+        """
+        Start gateway B behind a TLS listener with a certificate for
+        C{hostname} signed by C{authority}.
+
+        @return: its port.
+        """
+        b = SOCKSServerFactory(reactor, policy=None, resolver=StaticResolver({"echo.test": ["127.0.0.1"]}))
+        options = PrivateCertificate.loadPEM(authority.issue(hostname)).options()
+        listening = reactor.listenSSL(0, b, options, interface="127.0.0.1")
+        self.addCleanup(listening.stopListening)
+        return listening.getHost().port  # type: ignore[no-any-return]
+
+    def chained(self, authority: TestAuthority, port: int) -> RunningGateway:
+        """
+        Gateway A, via B over TLS, trusting C{authority}.
+        """
+        path = self.mktemp()
+        with open(path, "wb") as stream:
+            stream.write(authority.certificatePEM)
+        return chainedGateway(self, [f"socks5h://localhost:{port}"], f'tls = true\nca-file = "{path}"')
+
+    async def test_goodCertificate(self) -> None:
+        """
+        A certificate for the server's name from the trusted authority:
+        the session goes through.
+        """
+        echo = startEchoServer(self)
+        authority = TestAuthority()
+        a = self.chained(authority, self.tlsGateway(authority, "localhost"))
+        self.assertEqual((await echoVia(a, echo.port))[-4:], b"ping")
+
+    async def refused(self, authority: TestAuthority, trusted: TestAuthority, hostname: str) -> str:
+        echo = startEchoServer(self)
+        messages: list[str] = []
+
+        def observe(event: dict) -> None:
+            if event.get("log_namespace") == "socksgate.upstream":
+                messages.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        records = collectSessions(self)
+        a = self.chained(trusted, self.tlsGateway(authority, hostname))
+        self.assertEqual((await echoVia(a, echo.port))[:2], b"\x05\x01")
+        (message,) = messages
+        self.assertIn("TLS refused", message)
+        self.assertIn("TLS refused", records[0]["message"])
+        return message
+
+    async def test_wrongName(self) -> None:
+        """
+        A certificate for another name is refused: 0x01 to the client, and
+        a log line saying TLS was refused.
+        """
+        authority = TestAuthority()
+        await self.refused(authority, authority, "other.example")
+
+    async def test_untrustedAuthority(self) -> None:
+        """
+        A certificate from an authority that is not trusted is refused:
+        0x01 to the client, and a log line saying TLS was refused.
+        """
+        message = await self.refused(TestAuthority("another CA"), TestAuthority(), "localhost")
+        self.assertIn("certificate verify failed", message)
