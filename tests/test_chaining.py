@@ -28,7 +28,6 @@ from socksgate.server import SOCKSServerFactory
 from socksgate.testing import RunningGateway, startEchoServer, startGateway
 
 from .client_helpers import startDante, startMicrosocks
-from .tls_helpers import TestAuthority
 from .helpers import (
     LoopbackTestCase,
     collectSessions,
@@ -37,6 +36,7 @@ from .helpers import (
     socks4Connect,
     socks5Connect,
 )
+from .tls_helpers import TestAuthority
 
 #: A gateway routing every loopback client via the upstream "b".
 CHAINED = """\

@@ -32,7 +32,7 @@ class TestAuthority:
 
     def __init__(self, common: str = "socksgate test CA") -> None:
         self._key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         self._name = _name(common)
         self._certificate = (
             x509.CertificateBuilder()
@@ -56,7 +56,7 @@ class TestAuthority:
             L{twisted.internet.ssl.PrivateCertificate.loadPEM} takes them.
         """
         key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         certificate = (
             x509.CertificateBuilder()
             .subject_name(_name(hostname))
