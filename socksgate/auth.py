@@ -37,7 +37,11 @@ __all__ = [
 T = TypeVar("T")
 
 #: The SOCKS5 method number of each name in C{[auth] methods}.
-METHOD_NUMBERS = {"none": Method.NO_AUTHENTICATION, "userpass": Method.USERNAME_PASSWORD}
+METHOD_NUMBERS = {
+    "none": Method.NO_AUTHENTICATION,
+    "gssapi": Method.GSSAPI,
+    "userpass": Method.USERNAME_PASSWORD,
+}
 
 
 def selectMethod(preferred: tuple[str, ...], offered: tuple[int, ...]) -> int:

@@ -23,6 +23,7 @@ from ._tablecheck import (
     positive,
 )
 from .endpoints import endpointProblem
+from .gssauth import LEVEL_NAMES, GSSAPIUnavailable, loadAcceptor
 from .policy import LoopbackOnlyPolicy
 from .privileges import readAdvice
 from .rules import Rule, RulePolicy
@@ -79,7 +80,7 @@ class ServerConfig:
 
 
 #: SOCKS5 methods the [auth] table may name.
-METHODS = ("userpass", "none")
+METHODS = ("userpass", "gssapi", "none")
 IDENT_MODES = ("off", "log", "require")
 
 
@@ -92,12 +93,15 @@ class AuthConfig:
     @ivar checker: the credentials checker for C{userpass}, if any.
     @ivar checkerDescription: the description it was made from.
     @ivar ident: C{"off"}, C{"log"} or C{"require"} (SOCKS4 requests).
+    @ivar gssapi: the L{socksgate.gssauth.GSSAPIAcceptor} when C{methods}
+        has C{gssapi} (its keytab, service and levels), else L{None}.
     """
 
     methods: tuple[str, ...] = ("none",)
     checker: Any = None
     checkerDescription: str = ""
     ident: str = "off"
+    gssapi: Any = None
 
     def withChecker(self, checker: Any, description: str) -> AuthConfig:
         """
@@ -229,10 +233,8 @@ def _parseServer(checker: TableChecker) -> ServerConfig:
 
 
 def _parseAuth(checker: TableChecker, override: tuple[Any, str] | None) -> AuthConfig:
-    checker.checkKeys({"methods", "checker", "ident"})
-    methods = checker.strings("methods", ("none",), METHODS + ("gssapi",))
-    if "gssapi" in methods:
-        raise checker.error("methods", "gssapi is not supported by this version of socksgate")
+    checker.checkKeys({"methods", "checker", "ident", "gssapi-keytab", "gssapi-service", "gssapi-protection"})
+    methods = checker.strings("methods", ("none",), METHODS)
     if not methods:
         raise checker.error("methods", "must name at least one method")
     description = checker.get("checker", str, "", lambda value: None)
@@ -247,12 +249,33 @@ def _parseAuth(checker: TableChecker, override: tuple[Any, str] | None) -> AuthC
         checker=credentialsChecker,
         checkerDescription=description,
         ident=checker.get("ident", str, "off", lambda value: _oneOf(value, IDENT_MODES)),
+        gssapi=_parseGSSAPI(checker, "gssapi" in methods),
     )
     if override is not None:
         auth = auth.withChecker(*override)
     if "userpass" in auth.methods and auth.checker is None:
         raise checker.error("methods", 'userpass needs a checker: set checker = "..." here or use --auth')
     return auth
+
+
+def _parseGSSAPI(checker: TableChecker, wanted: bool) -> Any:
+    """
+    The GSS-API acceptor of C{[auth]}, acquired from its keytab when
+    C{methods} has C{gssapi}, so that a wrong keytab stops the start.
+    """
+    keytab = checker.get("gssapi-keytab", str, "", lambda value: None)
+    service = checker.get("gssapi-service", str, "rcmd", lambda value: None if value else "must not be empty")
+    levels = checker.strings("gssapi-protection", ("integrity", "confidentiality"), tuple(LEVEL_NAMES))
+    if not levels:
+        raise checker.error("gssapi-protection", "must name at least one level")
+    if not wanted:
+        return None
+    try:
+        return loadAcceptor(keytab, service, levels)
+    except GSSAPIUnavailable as problem:
+        raise checker.error("methods", f"gssapi: {problem}") from None
+    except ValueError as problem:
+        raise checker.error("gssapi-keytab", str(problem)) from None
 
 
 def _parseLog(checker: TableChecker) -> LogConfig:

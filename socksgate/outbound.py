@@ -173,6 +173,7 @@ def openConnection(
     timeout: float,
     bindHost: IPAddress | None = None,
     raw: bool = False,
+    admit: Callable[[Decision], object] | None = None,
     upstreams: UpstreamTable | None = None,
 ) -> Deferred[tuple[DestinationProtocol, Decision]]:
     """
@@ -186,6 +187,9 @@ def openConnection(
         reached as L{destinationFor} says.
     @param raw: the zero-copy relay will carry the session (see
         L{connectToAddresses}).
+    @param admit: called with the decision that permits the session
+        before anything connects (L{socksgate.ratelimit.checkSessionRate});
+        it raises L{RequestRefused} to refuse it.
     @param upstreams: the gateway's C{[[upstream]]}s, for a decision
         routed C{via} one.
     @return: a Deferred that fires with the connected protocol and the
@@ -199,7 +203,7 @@ def openConnection(
     if isinstance(address, str):
         named = replace(request, destinationName=address)
         return Deferred.fromCoroutine(
-            _openByName(reactor, resolver, decide, named, address, timeout, bindHost, raw, upstreams)
+            _openByName(reactor, resolver, decide, named, address, timeout, bindHost, raw, admit, upstreams)
         )
     checked = replace(request, destinationAddress=address)
     try:
@@ -209,13 +213,12 @@ def openConnection(
     if not isinstance(answer, Decision):
         # A Deferred (or nonsense): the general path settles it.
         return Deferred.fromCoroutine(
-            _openAnswered(reactor, answer, checked, [address], timeout, bindHost, raw, upstreams)
+            _openAnswered(reactor, answer, checked, [address], timeout, bindHost, raw, admit, upstreams)
         )
     if not answer.permitted:
         return defer.fail(_denied(answer))
-    return _connect(reactor, answer, checked, [address], timeout, bindHost, raw, upstreams).addCallbacks(
-        lambda protocol: (protocol, answer), _failedAfter, errbackArgs=(answer,)
-    )
+    connecting = _connect(reactor, answer, checked, [address], timeout, bindHost, raw, admit, upstreams)
+    return connecting.addCallbacks(lambda protocol: (protocol, answer), _failedAfter, errbackArgs=(answer,))
 
 
 def _connect(
@@ -226,12 +229,16 @@ def _connect(
     timeout: float,
     bindHost: IPAddress | None,
     raw: bool = False,
+    admit: Callable[[Decision], object] | None = None,
     upstreams: UpstreamTable | None = None,
 ) -> Deferred[DestinationProtocol]:
     """
-    Connect a permitted request along the route its decision names.
+    Connect a permitted request along the route its decision names, once
+    C{admit} (if given) has let it.
     """
     try:
+        if admit is not None:
+            admit(decision)
         route = routeFor(decision, reactor, timeout, bindHost, raw, upstreams)
     except RequestRefused:
         return defer.fail()
@@ -246,6 +253,7 @@ async def _openAnswered(
     timeout: float,
     bindHost: IPAddress | None,
     raw: bool = False,
+    admit: Callable[[Decision], object] | None = None,
     upstreams: UpstreamTable | None = None,
 ) -> tuple[DestinationProtocol, Decision]:
     """
@@ -255,7 +263,9 @@ async def _openAnswered(
     if not decision.permitted:
         raise _denied(decision)
     try:
-        protocol = await _connect(reactor, decision, request, addresses, timeout, bindHost, raw, upstreams)
+        protocol = await _connect(
+            reactor, decision, request, addresses, timeout, bindHost, raw, admit, upstreams
+        )
     except Exception:
         _failedAfter(Failure(), decision)
     return protocol, decision
@@ -324,6 +334,7 @@ async def _openByName(
     timeout: float,
     bindHost: IPAddress | None,
     raw: bool = False,
+    admit: Callable[[Decision], object] | None = None,
     upstreams: UpstreamTable | None = None,
 ) -> tuple[DestinationProtocol, Decision]:
     """
@@ -331,7 +342,9 @@ async def _openByName(
     """
     candidates, decision = await permittedAddresses(reactor, resolver, decide, request, host, timeout)
     try:
-        protocol = await _connect(reactor, decision, request, candidates, timeout, bindHost, raw, upstreams)
+        protocol = await _connect(
+            reactor, decision, request, candidates, timeout, bindHost, raw, admit, upstreams
+        )
     except Exception:
         _failedAfter(Failure(), decision)
     return protocol, decision

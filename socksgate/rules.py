@@ -88,6 +88,9 @@ class Rule:
     @ivar ports: inclusive C{(low, high)} ranges.
     @ivar bandwidth: bytes per second each way, shared by the sessions it
         permits (L{socksgate.bandwidth}); L{None}: no limit.
+    @ivar sessionsPerSecond: the new sessions a second this rule permits
+        each client address and each user (L{socksgate.ratelimit}); 0: no
+        limit.
     """
 
     index: int
@@ -103,6 +106,7 @@ class Rule:
     via: str = "direct"
     message: str = ""
     bandwidth: float | None = None
+    sessionsPerSecond: int = 0
 
     def matchesPort(self, port: int) -> bool:
         """

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from ipaddress import ip_address, ip_network
 from typing import Any
 
-from ._tablecheck import ConfigError, TableChecker, ipAddressProblem
+from ._tablecheck import ConfigError, TableChecker, ipAddressProblem, notNegative
 from .bandwidth import parseBandwidth
 from .hostnames import InvalidHostname, normalHostname
 from .policy import PERMIT, AccessRequest, Decision, IPAddress, reachedAddress
@@ -21,7 +21,7 @@ _ACTIONS = ("permit", "deny")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*$")
 _RULE_KEYS = {
     "action", "clients", "listeners", "destinations", "ports", "commands", "versions", "users", "via",
-    "message", "bandwidth",
+    "message", "bandwidth", "sessions-per-second",
 }  # fmt: skip
 _EXPECT_KEYS = {
     "client", "destination", "address", "command", "user", "version", "listener", "result", "rule",
@@ -56,6 +56,7 @@ def parseRule(checker: TableChecker, index: int) -> Rule:
         via=via,
         message=message,
         bandwidth=parseBandwidth(checker.get("bandwidth", str, "", _bandwidthProblem)),
+        sessionsPerSecond=checker.get("sessions-per-second", int, 0, notNegative),
     )
 
 
@@ -309,4 +310,6 @@ def describeDecision(policy: Any, decision: Decision) -> str:
         words += ": no rule matched"
     if decision.message and (rule is not None or not isinstance(policy, RulePolicy)):
         words += f": {decision.message}"
+    if rule is not None and rule.sessionsPerSecond and decision.action == PERMIT:
+        words += f" (sessions-per-second {rule.sessionsPerSecond}, per client address and per user)"
     return words

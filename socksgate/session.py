@@ -89,6 +89,9 @@ class SessionRecord:
     datagrams_in: int | None = None
     datagrams_denied: int | None = None
     datagrams_dropped: int | None = None
+    # A request refused by a rule's sessions-per-second: which limit
+    # ("client", "user" or "table"; see socksgate.ratelimit).
+    limit: str | None = None
 
     def __post_init__(self) -> None:
         if not self.time:
@@ -115,8 +118,11 @@ def _plain(value: object) -> object:
     return str(value) if isinstance(value, StrEnum) else value
 
 
-#: Fields that only BIND or UDP sessions have: left out of other records.
-_COMMAND_FIELDS = ("bind", "peer", "datagrams_out", "datagrams_in", "datagrams_denied", "datagrams_dropped")
+#: Fields that only BIND or UDP sessions (or rate-limited requests) have:
+#: left out of other records.
+_COMMAND_FIELDS = (
+    "bind", "peer", "datagrams_out", "datagrams_in", "datagrams_denied", "datagrams_dropped", "limit",
+)  # fmt: skip
 #: The fields of every record, in SPEC's order (time first).
 _LOGGED_FIELDS = ("time",) + tuple(
     field.name

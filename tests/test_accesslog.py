@@ -140,7 +140,7 @@ class WritingTests(SynchronousTestCase):
 
     def test_everyFieldSurvives(self) -> None:
         """
-        Every field of a record, BIND's and UDP's included, reads back from
+        Every field of a record, BIND's, UDP's and a rate limit's included, reads back from
         the line as it was; text is written as UTF-8, and a lone surrogate
         (from bytes that were not UTF-8) as its JSON escape.
         """
@@ -159,6 +159,7 @@ class WritingTests(SynchronousTestCase):
             datagrams_in=4,
             datagrams_denied=1,
             datagrams_dropped=2,
+            limit="client",
         )
         emitSession(record, 12.034)
         self.clock.advance(FLUSH_DELAY)

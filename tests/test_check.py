@@ -98,6 +98,22 @@ class CheckTests(LoopbackTestCase):
         self.assertEqual(code, 0, err)
         self.assertTrue(out.endswith("permit by rule 2 (line 9)\n"), out)
 
+    async def test_permitShowsSessionsPerSecond(self) -> None:
+        """
+        A permit by a rule with C{sessions-per-second} says its limit.
+        """
+        config = GOOD.replace('clients = ["10.0.0.0/8"]', 'clients = ["10.0.0.0/8"]\nsessions-per-second = 5')
+        out, err, code = await self.check(
+            "-c", self.writeConfig(config), "--client", "10.9.9.9", "--destination", "192.0.2.1:80"
+        )
+        self.assertEqual(code, 0, err)
+        self.assertTrue(
+            out.endswith(
+                "permit by rule 2 (line 9) (sessions-per-second 5, per client address and per user)\n"
+            ),
+            out,
+        )
+
     async def test_deny(self) -> None:
         """
         A denied request: exit 1 and the rule, its line and message.

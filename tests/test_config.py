@@ -155,3 +155,40 @@ class LoadConfigTests(SynchronousTestCase):
         """
         config = Config().withListen(("tcp:2000",))
         self.assertEqual(config.server.listen, ("tcp:2000",))
+
+
+class SessionsPerSecondTests(SynchronousTestCase):
+    """
+    A rule's C{sessions-per-second}: an integer, 0 or more.
+    """
+
+    def error(self, value: str) -> str:
+        text = f'[[rule]]\naction = "permit"\nsessions-per-second = {value}\n'
+        return str(self.assertRaises(ConfigError, parseConfig, text, "gw.toml"))
+
+    def test_value(self) -> None:
+        """
+        The limit is read into the rule; left out, it is 0 (no limit), and
+        an C{[[expect]]} is decided as without it.
+        """
+        config = parseConfig(
+            '[[rule]]\naction = "permit"\nsessions-per-second = 5\n[[rule]]\naction = "deny"\n'
+            '[[expect]]\nclient = "127.0.0.1"\ndestination = "127.0.0.1:80"\nresult = "permit"\nrule = 1\n'
+        )
+        self.assertEqual([rule.sessionsPerSecond for rule in config.rules], [5, 0])
+
+    def test_badValues(self) -> None:
+        """
+        A negative number, a string, a boolean or a fraction is refused,
+        naming the file, the line, the rule and the key.
+        """
+        self.assertEqual(self.error("-1"), "gw.toml:3: [rule #1] sessions-per-second: must be 0 or more")
+        self.assertEqual(
+            self.error('"5"'), "gw.toml:3: [rule #1] sessions-per-second: must be an integer, not '5'"
+        )
+        self.assertEqual(
+            self.error("true"), "gw.toml:3: [rule #1] sessions-per-second: must be an integer, not True"
+        )
+        self.assertEqual(
+            self.error("1.5"), "gw.toml:3: [rule #1] sessions-per-second: must be an integer, not 1.5"
+        )

@@ -37,6 +37,9 @@ ALLOWED_IN_FUNCTIONS: dict[tuple[str, str], str] = {
     ("socksgate.config", "twisted.cred.strcred"): (
         "start-up speed: loading a configuration (socksgate check, convert) imports no Twisted"
     ),
+    ("socksgate.gssauth", "gssapi"): (
+        "an optional dependency (socksgate[gssapi]): imported when GSS-API is used, a clear error if missing"
+    ),
     ("socksgate.scripts.main", "socksgate.scripts.stats"): (
         "start-up speed: each socksgate subcommand loads only its own tool"
     ),

@@ -439,13 +439,13 @@ class SOCKS5ServerTests(SynchronousTestCase):
 
     def test_unsupportedMethod(self):
         """
-        Selecting a method the state machine cannot carry on with (GSSAPI)
-        is a local error.
+        Selecting a method the state machine cannot carry on with (0x03,
+        CHAP) is a local error.
         """
         connection = SOCKSServerConnection()
-        connection.receiveData(b"\x05\x01\x01")
+        connection.receiveData(b"\x05\x01\x03")
         connection.nextEvent()
-        self.assertRaises(LocalProtocolError, connection.send, SOCKS5MethodSelection(1))
+        self.assertRaises(LocalProtocolError, connection.send, SOCKS5MethodSelection(3))
 
     def test_unknownCommand(self):
         """

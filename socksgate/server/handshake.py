@@ -1,7 +1,7 @@
 """
 The handshake before a request: SOCKS5 method selection, RFC 1929 logins
-through the login throttle, and the RFC 1413 ident check of SOCKS4
-requests.
+through the login throttle, RFC 1961 GSS-API negotiations, and the RFC
+1413 ident check of SOCKS4 requests.
 
 L{Handshake} is mixed into the server protocol (as Twisted's
 C{TimeoutMixin} is): it uses the protocol's transport, codec, record,
@@ -19,6 +19,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..auth import LoginRefused, SOCKSUser, selectMethod
+from ..gssauth import GSSAPINegotiationFailed, GSSAPIServerNegotiation
+from ..gssstream import MessageProtection, ProtectedTransport
 from ..ident import IdentUnavailable, queryIdent
 from ..policy import AccessRequest
 from ..session import SessionRecord
@@ -26,6 +28,7 @@ from ..vocabulary import Outcome, RequestRefused, Version
 from ..wire import (
     AuthStatus,
     Method,
+    ProtectionLevel,
     ReplyCode,
     SOCKS4ReplyCode,
     SOCKS5Greeting,
@@ -53,6 +56,11 @@ class Handshake:
     _pending: Deferred[Any] | None
     _user: str | None
     _loginStarted: float
+    _gssapi: GSSAPIServerNegotiation | None
+    _protection: MessageProtection | None
+
+    def dataReceived(self, data: bytes) -> None:
+        raise NotImplementedError
 
     def _refuse(self, outcome: str, reply: int | None, message: str) -> None:
         raise NotImplementedError
@@ -83,6 +91,45 @@ class Handshake:
             self._refuse(Outcome.DENIED, method, why)
         elif method == Method.USERNAME_PASSWORD:
             self.record.auth = "userpass"
+        elif method == Method.GSSAPI:
+            self.record.auth = "gssapi"
+            self._gssapi = GSSAPIServerNegotiation(self.factory.auth.gssapi)
+            self._negotiateGSSAPI(self.codec.takeTrailingData())
+
+    def _negotiateGSSAPI(self, data: bytes) -> None:
+        """
+        Feed the client's bytes to its GSS-API negotiation (RFC 1961).  A
+        failure is answered with the abort message and a close; success
+        makes the client's principal the user and, for integrity or
+        confidentiality, puts a sealing transport under everything that
+        follows, the request and the reply included.
+        """
+        negotiation = self._gssapi
+        assert negotiation is not None and self.record is not None
+        try:
+            answer, done = negotiation.receiveData(data)
+        except GSSAPINegotiationFailed as failed:
+            self._gssapi = None
+            self.log.info(
+                "GSS-API negotiation with {client} failed: {why}",
+                client=self.record.client,
+                why=failed.reason,
+            )
+            self.transport.write(failed.reply)
+            self._refuse(Outcome.DENIED, 0xFF, f"GSS-API negotiation failed: {failed.reason}")
+            return
+        if answer:
+            self.transport.write(answer)
+        if done is None:
+            return
+        self._gssapi = None
+        self._user = self.record.user = done.principal
+        self.codec.gssapiEstablished()
+        if done.level is not ProtectionLevel.NONE:
+            self._protection = MessageProtection(done.context, done.level)
+            self.transport = ProtectedTransport(self.transport, self._protection)
+        if done.trailing:
+            self.dataReceived(done.trailing)
 
     def _authenticate(self, credentials: UsernamePasswordRequest) -> None:
         """

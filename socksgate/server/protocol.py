@@ -22,6 +22,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..addresses import IPAddress, formatHostPort, hostAddress
+from ..gssauth import GSSAPIServerNegotiation
+from ..gssstream import MessageProtection, ProtectionFailed
 from ..outbound import refusalForFailure
 from ..policy import AccessRequest
 from ..relay import Relay
@@ -102,6 +104,8 @@ class SOCKSServerProtocol(Handshake, Protocol):
         self._loginStarted = 0.0
         self._pending: Deferred[Any] | None = None
         self._user: str | None = None
+        self._gssapi: GSSAPIServerNegotiation | None = None
+        self._protection: MessageProtection | None = None
 
     def connectionMade(self) -> None:
         """
@@ -125,8 +129,13 @@ class SOCKSServerProtocol(Handshake, Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         """
-        Feed the handshake, or the session once it is granted.
+        Feed the handshake, or the session once it is granted (unsealed
+        first when GSS-API protects the connection).
         """
+        if self._protection is not None:
+            data = self._unseal(data)
+            if not data:
+                return
         if self.session is not None:
             self.session.fromClient(data)
             return
@@ -140,6 +149,9 @@ class SOCKSServerProtocol(Handshake, Protocol):
         Feed the codec and act on the messages it has now.
         """
         codec = self.codec
+        if codec.state is ServerState.SOCKS5_GSSAPI:
+            self._negotiateGSSAPI(data)
+            return
         try:
             codec.receiveData(data)
             self._readMessages()
@@ -151,6 +163,29 @@ class SOCKSServerProtocol(Handshake, Protocol):
         if waiting and codec.bufferedBytes > EARLY_DATA_LIMIT:
             # The client sends ahead while the gateway decides: hold it.
             self.transport.pauseProducing()
+
+    def _unseal(self, data: bytes) -> bytes:
+        """
+        The plaintext of the client's protected bytes; a broken stream
+        closes the connection (and ends the session).
+        """
+        assert self._protection is not None
+        try:
+            return self._protection.unseal(data)
+        except ProtectionFailed as broken:
+            self.log.warn(
+                "GSS-API protected stream from {client} broken: {why}",
+                client=getattr(self.record, "client", None),
+                why=str(broken),
+            )
+            if self.record is not None and not self.record.message:
+                self.record.message = f"GSS-API protection failed: {broken}"
+            self._protection = None
+            if self.session is not None:
+                self.session.abort()
+            else:
+                self._refuse(Outcome.ERROR, None, f"GSS-API protection failed: {broken}")
+            return b""
 
     def readConnectionLost(self) -> None:
         """
@@ -270,6 +305,10 @@ class SOCKSServerProtocol(Handshake, Protocol):
             self.refuseRequest(
                 RequestRefused(ReplyCode.COMMAND_NOT_SUPPORTED, Outcome.DENIED, f"{command} is disabled")
             )
+            return
+        if command == Command.UDP and self._protection is not None:
+            why = "UDP ASSOCIATE under GSS-API protection is not supported"
+            self.refuseRequest(RequestRefused(ReplyCode.COMMAND_NOT_SUPPORTED, Outcome.DENIED, why))
             return
         accessRequest = AccessRequest(
             client=self.client,

@@ -12,6 +12,7 @@ from twisted.internet.defer import Deferred, succeed
 
 from ..addresses import IPAddress
 from ..config import ServerConfig
+from ..ratelimit import SessionRates
 
 __all__ = ["MAX_ASSOCIATIONS_PER_CLIENT", "SessionTable"]
 
@@ -32,6 +33,7 @@ class SessionTable:
     @ivar associations: the UDP associations open for each client address.
     @ivar releaseObservers: called, without arguments, whenever a
         connection is released (its descriptors are closed).
+    @ivar rates: the rules' C{sessions-per-second} buckets.
     """
 
     def __init__(self) -> None:
@@ -40,6 +42,7 @@ class SessionTable:
         self._perClient: Counter[IPAddress | None] = Counter()
         self._emptyWaiters: list[Deferred[None]] = []
         self.releaseObservers: list[Callable[[], object]] = []
+        self.rates = SessionRates()
 
     def whenEmpty(self) -> Deferred[None]:
         """

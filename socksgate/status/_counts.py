@@ -49,6 +49,9 @@ class SessionCounts:
     @ivar ruleHits: records by the rule that decided them: by its
         identity (L{ruleIdentity}) when the counts were told the rules, so a
         reload that moves a rule moves its count with it; else by number.
+    @ivar rateLimited: records refused by a rule's C{sessions-per-second},
+        by C{(rule, limit)}: the rule as in C{ruleHits}, the limit as the
+        record's C{limit} names it.
     """
 
     def __init__(self) -> None:
@@ -57,6 +60,7 @@ class SessionCounts:
         self.bytesIn = 0
         self.denials = 0
         self.ruleHits: Counter[Any] = Counter()
+        self.rateLimited: Counter[tuple[Any, str]] = Counter()
 
     def add(self, record: Mapping[str, Any], identities: Sequence[Any] = ()) -> None:
         """
@@ -76,7 +80,11 @@ class SessionCounts:
             self.denials += 1
         rule = record.get("rule")
         if isinstance(rule, int) and not isinstance(rule, bool):
-            self.ruleHits[identities[rule - 1] if 0 < rule <= len(identities) else rule] += 1
+            key = identities[rule - 1] if 0 < rule <= len(identities) else rule
+            self.ruleHits[key] += 1
+            limit = record.get("limit")
+            if isinstance(limit, str) and limit:
+                self.rateLimited[key, limit] += 1
 
     @property
     def finished(self) -> int:

@@ -66,6 +66,16 @@ def metricFamilies(snapshot: Snapshot) -> Iterator[Metric]:
         hits.add_metric([str(rule.rule), rule.message], rule.hits)
     yield hits
 
+    limited = CounterMetricFamily(
+        "socksgate_rate_limited",
+        "Requests refused by a rule's sessions-per-second, by rule and limit (client, user, table).",
+        labels=["rule", "message", "limit"],
+    )
+    for rule in snapshot.rules:
+        for limit, number in rule.rateLimited:
+            limited.add_metric([str(rule.rule), rule.message, limit], number)
+    yield limited
+
     openSeries: Counter[tuple[str, str]] = Counter(dict.fromkeys(_OPEN_SERIES, 0))
     for session in snapshot.openSessions:
         openSeries[label(session.command), label(session.version)] += 1

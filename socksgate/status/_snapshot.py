@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..ratelimit import LIMITS
 from ..timestamps import isoTime
 from ._bandwidth import BandwidthState, bandwidthStates
 from ._counts import COMMANDS, VERSIONS, SessionCounts, count, label, ruleIdentity
@@ -59,6 +60,9 @@ class RuleHits:
 
     @ivar rule: its number (first is 1).
     @ivar line: the line of its C{[[rule]]} header, if known.
+    @ivar sessionsPerSecond: its C{sessions-per-second} (0: none).
+    @ivar rateLimited: the requests it refused for C{sessions-per-second},
+        by limit (C{client}, C{user}, C{table}).
     """
 
     rule: int
@@ -66,6 +70,8 @@ class RuleHits:
     message: str
     line: int | None
     hits: int
+    sessionsPerSecond: int = 0
+    rateLimited: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,10 +299,7 @@ def takeSnapshot(gateway: Any, counts: SessionCounts, startedAt: float, now: flo
         finishedBytesOut=counts.bytesOut,
         finishedBytesIn=counts.bytesIn,
         denials=counts.denials,
-        rules=tuple(
-            RuleHits(rule.index, rule.action, rule.message, rule.line, counts.ruleHits[ruleIdentity(rule)])
-            for rule in gateway.config.rules
-        ),
+        rules=tuple(_ruleHits(rule, counts) for rule in gateway.config.rules),
         openSessions=tuple(openSessions),
         connections=len(gateway.sessions.open),
         workers=tuple(gateway.describeWorkers()) if hasattr(gateway, "describeWorkers") else (),
@@ -304,6 +307,18 @@ def takeSnapshot(gateway: Any, counts: SessionCounts, startedAt: float, now: flo
         acceptPauses=getattr(getattr(gateway, "acceptPauses", None), "pauses", 0),
         bandwidth=bandwidthStates(gateway),
         upstreams=upstreamStates(gateway, now),
+    )
+
+
+def _ruleHits(rule: Any, counts: SessionCounts) -> RuleHits:
+    """
+    A rule of the running configuration with its counts.
+    """
+    identity = ruleIdentity(rule)
+    perSecond = getattr(rule, "sessionsPerSecond", 0)
+    limited = tuple((limit, counts.rateLimited[identity, limit]) for limit in LIMITS) if perSecond else ()
+    return RuleHits(
+        rule.index, rule.action, rule.message, rule.line, counts.ruleHits[identity], perSecond, limited
     )
 
 

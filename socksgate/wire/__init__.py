@@ -1,7 +1,8 @@
 """
 The SOCKS wire codec: messages of SOCKS4, SOCKS4a, SOCKS5, RFC 1929 and the
-SOCKS5 UDP header, their parsers, and the server-side and client-side
-handshake state machines.  It does no I/O and imports nothing but the standard library.
+SOCKS5 UDP header, their parsers, the server-side and client-side
+handshake state machines, and the framing of RFC 1961 (GSS-API) for both
+roles.  It does no I/O and imports nothing but the standard library.
 
 Every C{parse...} function takes the bytes received so far and returns
 C{(message, bytesConsumed)}, or L{None} when the bytes hold only part of a
@@ -22,6 +23,17 @@ from ._constants import (
     SOCKS4ReplyCode,
 )
 from ._errors import LocalProtocolError, MalformedMessage, RemoteProtocolError, SOCKSProtocolError
+from ._gssapi import (
+    GSSAPIClientConnection,
+    GSSAPIMessage,
+    GSSAPIMessageType,
+    GSSAPIServerConnection,
+    GSSAPIState,
+    ProtectionLevel,
+    StreamDecoder,
+    encapsulate,
+    parseGSSAPIMessage,
+)
 from ._server import MAX_HANDSHAKE_BUFFER, NEED_DATA, ServerState, SOCKSServerConnection
 from ._socks4 import SOCKS4Reply, SOCKS4Request, parseSOCKS4Reply, parseSOCKS4Request
 from ._socks5 import (
@@ -49,10 +61,16 @@ __all__ = [
     "AuthStatus",
     "ClientState",
     "Command",
+    "GSSAPIClientConnection",
+    "GSSAPIMessage",
+    "GSSAPIMessageType",
+    "GSSAPIServerConnection",
+    "GSSAPIState",
     "Host",
     "LocalProtocolError",
     "MalformedMessage",
     "Method",
+    "ProtectionLevel",
     "RemoteProtocolError",
     "ReplyCode",
     "SOCKS4Reply",
@@ -66,13 +84,16 @@ __all__ = [
     "SOCKSProtocolError",
     "SOCKSServerConnection",
     "ServerState",
+    "StreamDecoder",
     "UDPDatagram",
     "UsernamePasswordReply",
     "UsernamePasswordRequest",
     "decodeHostname",
     "encodeAddress",
+    "encapsulate",
     "encodeHostname",
     "parseAddress",
+    "parseGSSAPIMessage",
     "parseSOCKS4Reply",
     "parseSOCKS4Request",
     "parseSOCKS5Greeting",

@@ -70,6 +70,7 @@ class ServerState(Enum):
     SOCKS5_SELECTING_METHOD = auto()
     SOCKS5_USERNAME_PASSWORD = auto()
     SOCKS5_AUTHENTICATING = auto()
+    SOCKS5_GSSAPI = auto()
     SOCKS5_REQUEST = auto()
     REPLYING = auto()
     BIND_WAITING = auto()
@@ -96,6 +97,7 @@ _AFTER_MESSAGE = {
 _AFTER_METHOD = {
     Method.NO_AUTHENTICATION: ServerState.SOCKS5_REQUEST,
     Method.USERNAME_PASSWORD: ServerState.SOCKS5_USERNAME_PASSWORD,
+    Method.GSSAPI: ServerState.SOCKS5_GSSAPI,
     Method.NO_ACCEPTABLE_METHODS: ServerState.CLOSED,
 }
 
@@ -205,13 +207,27 @@ class SOCKSServerConnection:
             return self.send(SOCKS4Reply(cd, address, port))
         return self.send(SOCKS5Reply(code, host, port))
 
+    def gssapiEstablished(self) -> None:
+        """
+        The RFC 1961 sub-negotiation (driven apart from this machine, see
+        L{socksgate.wire.GSSAPIServerConnection}) succeeded: the request
+        comes next.
+
+        @raise LocalProtocolError: GSS-API was not the method selected.
+        """
+        if self.state is not ServerState.SOCKS5_GSSAPI:
+            raise LocalProtocolError(f"not negotiating GSS-API but {self.state.name}")
+        self.state = ServerState.SOCKS5_REQUEST
+
     def takeTrailingData(self) -> bytes:
         """
-        Take the bytes that arrived after the request, once relaying.
+        Take the bytes that arrived after the request, once relaying, or
+        after the greeting, once GSS-API is selected (they belong to its
+        sub-negotiation).
 
         @raise LocalProtocolError: the connection is not relaying.
         """
-        if self.state is not ServerState.RELAYING:
+        if self.state not in (ServerState.RELAYING, ServerState.SOCKS5_GSSAPI):
             raise LocalProtocolError(f"not relaying but {self.state.name}")
         data = bytes(self._buffer)
         self._buffer.clear()

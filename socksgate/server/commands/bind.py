@@ -51,6 +51,7 @@ from ...interfaces import IClientConnection, ICommand, ISession
 from ...latch import AllClosed
 from ...outbound import decideOne, permittedAddresses, refusalForFailure
 from ...policy import AccessRequest, Decision
+from ...ratelimit import checkSessionRate
 from ...relay import DestinationProtocol, Relay, makeRelay
 from ...splicing import SpliceRelay
 from ...vocabulary import Outcome, RequestRefused
@@ -157,23 +158,23 @@ class BindSession:
 
     async def _begin(self) -> None:
         client, factory = self.client, self.client.gateway
+        policy = factory.policy
         host = self.request.host
         address = host if not isinstance(host, str) else None
         if address is not None and address.is_unspecified:
-            decision = await decideOne(
-                factory.policy.decide, replace(self.accessRequest, destinationAddress=address)
-            )
+            decision = await decideOne(policy.decide, replace(self.accessRequest, destinationAddress=address))
             if not decision.permitted:
                 raise RequestRefused(
                     ReplyCode.NOT_ALLOWED, Outcome.DENIED, decision.message or "denied", decision
                 )
         else:
             addresses, decision = await permittedAddresses(
-                factory.reactor, factory.resolverFor(client.client), factory.policy.decide,
+                factory.reactor, factory.resolverFor(client.client), policy.decide,
                 self.accessRequest, host, factory.config.connectTimeout,
             )  # fmt: skip
             self._expected = set(addresses)
         refuseUnlessDirect(decision, "BIND")
+        checkSessionRate(client, policy, self.accessRequest, decision)
         self._decision = decision
         self._bandwidth = factory.bandwidth.forDecision(factory.policy, decision)
         announce, listenOn = self._addresses()

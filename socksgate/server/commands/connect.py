@@ -16,6 +16,7 @@ from ...addresses import formatHostPort, withoutScope
 from ...interfaces import IClientConnection, ICommand
 from ...outbound import openConnection
 from ...policy import AccessRequest, Decision
+from ...ratelimit import checkSessionRate
 from ...rawconnect import RawConnection
 from ...relay import DestinationProtocol, makeRelay, splicesFrom
 from ...splicing import canSplice
@@ -32,8 +33,8 @@ class ConnectCommand:
 
     def start(self, client: IClientConnection, request: AccessRequest, message: Any) -> Deferred[None]:
         """
-        Connect to the destination the policy permits, then relay; see
-        L{ICommand.start}.
+        Connect to the destination the policy permits (within its rule's
+        C{sessions-per-second}), then relay; see L{ICommand.start}.
         """
         gateway = client.gateway
         policy = gateway.policy
@@ -46,6 +47,7 @@ class ConnectCommand:
             gateway.config.connectTimeout,
             gateway.bindHost,
             splicesFrom(client.transport, gateway.reactor),
+            lambda decision: checkSessionRate(client, policy, request, decision),
             gateway.upstreams,
         )
         return connecting.addCallback(self._connected, client, policy)

@@ -25,6 +25,7 @@ from ...connecting import refuseUnlessDirect
 from ...interfaces import IClientConnection, ICommand
 from ...outbound import decideOne
 from ...policy import AccessRequest, Decision
+from ...ratelimit import checkSessionRate
 from ...udprelay import UDPAssociation
 from ...vocabulary import Outcome, RequestRefused
 from ...wire import ReplyCode, SOCKS5Request
@@ -50,11 +51,17 @@ class UDPAssociateCommand:
             client will send from (zeros: not known).
         """
         association = replace(request, destinationName=None, destinationAddress=None, port=0)
-        deciding = Deferred.fromCoroutine(decideOne(client.gateway.policy.decide, association))
-        return deciding.addCallback(self._decided, client, request, message)
+        policy = client.gateway.policy
+        deciding = Deferred.fromCoroutine(decideOne(policy.decide, association))
+        return deciding.addCallback(self._decided, client, request, message, policy)
 
     def _decided(
-        self, decision: Decision, client: IClientConnection, request: AccessRequest, message: SOCKS5Request
+        self,
+        decision: Decision,
+        client: IClientConnection,
+        request: AccessRequest,
+        message: SOCKS5Request,
+        policy: Any,
     ) -> None:
         if not decision.permitted:
             raise RequestRefused(
@@ -63,6 +70,7 @@ class UDPAssociateCommand:
         refuseUnlessDirect(decision, "UDP ASSOCIATE")
         if client.gone:
             return
+        checkSessionRate(client, policy, request, decision)
         # The record's message says why the association ended.
         client.record.rule = decision.rule
         gateway = client.gateway
