@@ -28,6 +28,7 @@ from .policy import LoopbackOnlyPolicy
 from .privileges import readAdvice
 from .rules import Rule, RulePolicy
 from .ruletables import Expectation, checkExpectations, parseExpectation, parseRule
+from .upstreams import UpstreamConfig, checkUpstreamNames, parseUpstream
 from .vocabulary import Command, Version
 
 __all__ = [
@@ -54,7 +55,7 @@ COMMANDS = tuple(Command)
 
 #: Tables that SPEC defines and that this version does not read yet.  A
 #: file that has them is refused rather than half applied.
-_NOT_YET_SUPPORTED = ("upstream",)
+_NOT_YET_SUPPORTED: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,7 @@ class Config:
     @ivar rules: the C{[[rule]]} tables, in order; none means SPEC's
         default policy (loopback clients only).
     @ivar expectations: the C{[[expect]]} tables, all of which hold.
+    @ivar upstreams: the C{[[upstream]]} tables, in order.
     """
 
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -154,6 +156,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     log: LogConfig = field(default_factory=LogConfig)
     expectations: tuple[Expectation, ...] = ()
+    upstreams: tuple[UpstreamConfig, ...] = ()
 
     @cached_property
     def policy(self) -> RulePolicy | LoopbackOnlyPolicy:
@@ -345,16 +348,28 @@ def parseConfig(text: str, path: str = "<config>", authChecker: tuple[Any, str] 
                 table,
                 lines.header(table),
             )
-        if table not in ("server", "rule", "expect", "auth", "log"):
+        if table not in ("server", "rule", "expect", "auth", "log", "upstream"):
             raise ConfigError(path, "unknown table or key", table, lines.header(table))
     server = document.get("server", {})
     if not isinstance(server, dict):
         raise ConfigError(path, "must be a table", "server", lines.header("server"))
     serverConfig = _parseServer(TableChecker(path, lines, "server", server))
+    upstreams = tuple(
+        parseUpstream(TableChecker(path, lines, "upstream", table, number))
+        for number, table in enumerate(_arrayOfTables(path, lines, document, "upstream"))
+    )
+    checkUpstreamNames(path, upstreams)
+    ruleTables = _arrayOfTables(path, lines, document, "rule")
     rules = tuple(
         parseRule(TableChecker(path, lines, "rule", table, number), number + 1)
-        for number, table in enumerate(_arrayOfTables(path, lines, document, "rule"))
+        for number, table in enumerate(ruleTables)
     )
+    names = {upstream.name for upstream in upstreams}
+    for number, rule in enumerate(rules):
+        if rule.via != "direct" and rule.via not in names:
+            raise TableChecker(path, lines, "rule", ruleTables[number], number).error(
+                "via", f'{rule.via!r}: no [[upstream]] has that name; give "direct" or an upstream\'s name'
+            )
     expectations = tuple(
         parseExpectation(
             TableChecker(path, lines, "expect", table, number), number + 1, serverConfig.listen[0]
@@ -376,6 +391,7 @@ def parseConfig(text: str, path: str = "<config>", authChecker: tuple[Any, str] 
         expectations=expectations,
         auth=authConfig,
         log=logConfig,
+        upstreams=upstreams,
     )
     checkExpectations(path, config.policy, expectations)
     return config

@@ -2,10 +2,9 @@
 The outbound step: a route turns a permitted request into connection
 attempts over the addresses the policy permitted.
 
-One route exists today, L{DirectRoute} (C{via = "direct"}): it connects to
-the addresses itself, with L{connectToAddresses}.  A route through an
-C{[[upstream]]} SOCKS server will be another L{IRoute}, chosen by
-L{routeFor}.
+L{DirectRoute} (C{via = "direct"}) connects to the addresses itself, with
+L{connectToAddresses}; L{socksgate.upstreamroute.UpstreamRoute} goes
+through an C{[[upstream]]} SOCKS server.  L{routeFor} chooses.
 
 L{connectToAddresses} is the one place that makes connection attempts, for
 one address and for many alike, over plain C{reactor.connectTCP}: the first
@@ -33,10 +32,12 @@ from .interfaces import IRoute
 from .policy import AccessRequest, Decision, IPAddress
 from .rawconnect import connectRaw
 from .relay import DestinationProtocol
-from .vocabulary import RequestRefused
+from .upstreamroute import UpstreamRoute, upstreamRefusal
+from .upstreams import UpstreamTable
+from .vocabulary import Outcome, RequestRefused
 from .wire import ReplyCode
 
-__all__ = ["ATTEMPT_DELAY", "DIRECT", "DirectRoute", "connectToAddresses", "routeFor"]
+__all__ = ["ATTEMPT_DELAY", "DIRECT", "DirectRoute", "connectToAddresses", "refuseUnlessDirect", "routeFor"]
 
 #: Seconds between the starts of two connection attempts, as in
 #: L{twisted.internet.endpoints.HostnameEndpoint}.
@@ -79,16 +80,22 @@ class DirectRoute:
 
 
 def routeFor(
-    decision: Decision, reactor: Any, timeout: float, bindHost: IPAddress | None = None, raw: bool = False
+    decision: Decision,
+    reactor: Any,
+    timeout: float,
+    bindHost: IPAddress | None = None,
+    raw: bool = False,
+    upstreams: UpstreamTable | None = None,
 ) -> IRoute:
     """
     The route that carries out a permitting C{decision}: its C{route} names
-    it (L{DIRECT}, or an C{[[upstream]]} once upstreams exist).
+    it (L{DIRECT}, or an C{[[upstream]]} of C{upstreams}).
 
-    @param reactor: the reactor a direct route connects with.
+    @param reactor: the reactor a route connects with.
     @param timeout: the connect timeout.
-    @param bindHost: the source address of direct connections.
+    @param bindHost: the source address of the connections.
     @param raw: the zero-copy relay will carry the session (L{DirectRoute.raw}).
+    @param upstreams: the gateway's upstreams, if it has any.
     @raise RequestRefused: with 0x01 (outcome C{error}, the decision
         attached) for a route this gateway does not know, such as an
         upstream's name from an L{IAccessPolicy} of one's own: nothing is
@@ -96,12 +103,35 @@ def routeFor(
     """
     if decision.route == DIRECT:
         return DirectRoute(reactor, timeout, bindHost, raw)
+    upstream = upstreams.upstreams.get(decision.route) if upstreams is not None else None
+    if upstream is not None:
+        assert upstreams is not None
+        return UpstreamRoute(reactor, upstream, upstreams, timeout, bindHost)
     raise RequestRefused(
         ReplyCode.GENERAL_FAILURE,
         "error",
-        f'the access policy chose route {decision.route!r}; this gateway knows only "direct"',
+        f"the access policy chose route {decision.route!r}; this gateway has no such [[upstream]]",
         decision,
     )
+
+
+def refuseUnlessDirect(decision: Decision, command: str) -> None:
+    """
+    BIND and UDP ASSOCIATE are carried only directly: refuse one that the
+    decision routes through an upstream.
+
+    @raise RequestRefused: with 0x07 (SOCKS4: CD 91), outcome C{failed}.
+    """
+    if decision.route != DIRECT:
+        refusal = upstreamRefusal(
+            decision.route,
+            ReplyCode.COMMAND_NOT_SUPPORTED,
+            Outcome.FAILED,
+            f"{command} is not carried through an upstream"
+            f" (rule {decision.rule} routes via {decision.route})",
+        )
+        refusal.decision = decision
+        raise refusal
 
 
 def connectToAddresses(

@@ -24,6 +24,7 @@ from .connecting import connectToAddresses, routeFor
 from .hostnames import InvalidHostname, normalHostname, numericIPv4
 from .policy import AccessRequest, Decision, IPAddress, reachedAddress
 from .relay import DestinationProtocol
+from .upstreams import UpstreamTable
 from .vocabulary import RequestRefused
 from .wire import ReplyCode
 
@@ -173,6 +174,7 @@ def openConnection(
     bindHost: IPAddress | None = None,
     raw: bool = False,
     admit: Callable[[Decision], object] | None = None,
+    upstreams: UpstreamTable | None = None,
 ) -> Deferred[tuple[DestinationProtocol, Decision]]:
     """
     Check, resolve and connect one CONNECT request.
@@ -188,6 +190,8 @@ def openConnection(
     @param admit: called with the decision that permits the session
         before anything connects (L{socksgate.ratelimit.checkSessionRate});
         it raises L{RequestRefused} to refuse it.
+    @param upstreams: the gateway's C{[[upstream]]}s, for a decision
+        routed C{via} one.
     @return: a Deferred that fires with the connected protocol and the
         decision that permitted it, or fails with L{RequestRefused} or the
         connection's failure (see L{refusalForFailure}).
@@ -199,7 +203,7 @@ def openConnection(
     if isinstance(address, str):
         named = replace(request, destinationName=address)
         return Deferred.fromCoroutine(
-            _openByName(reactor, resolver, decide, named, address, timeout, bindHost, raw, admit)
+            _openByName(reactor, resolver, decide, named, address, timeout, bindHost, raw, admit, upstreams)
         )
     checked = replace(request, destinationAddress=address)
     try:
@@ -209,13 +213,12 @@ def openConnection(
     if not isinstance(answer, Decision):
         # A Deferred (or nonsense): the general path settles it.
         return Deferred.fromCoroutine(
-            _openAnswered(reactor, answer, checked, [address], timeout, bindHost, raw, admit)
+            _openAnswered(reactor, answer, checked, [address], timeout, bindHost, raw, admit, upstreams)
         )
     if not answer.permitted:
         return defer.fail(_denied(answer))
-    return _connect(reactor, answer, checked, [address], timeout, bindHost, raw, admit).addCallbacks(
-        lambda protocol: (protocol, answer), _failedAfter, errbackArgs=(answer,)
-    )
+    connecting = _connect(reactor, answer, checked, [address], timeout, bindHost, raw, admit, upstreams)
+    return connecting.addCallbacks(lambda protocol: (protocol, answer), _failedAfter, errbackArgs=(answer,))
 
 
 def _connect(
@@ -227,6 +230,7 @@ def _connect(
     bindHost: IPAddress | None,
     raw: bool = False,
     admit: Callable[[Decision], object] | None = None,
+    upstreams: UpstreamTable | None = None,
 ) -> Deferred[DestinationProtocol]:
     """
     Connect a permitted request along the route its decision names, once
@@ -235,7 +239,7 @@ def _connect(
     try:
         if admit is not None:
             admit(decision)
-        route = routeFor(decision, reactor, timeout, bindHost, raw)
+        route = routeFor(decision, reactor, timeout, bindHost, raw, upstreams)
     except RequestRefused:
         return defer.fail()
     return route.connect(request, addresses, request.port)  # type: ignore[no-any-return]
@@ -250,6 +254,7 @@ async def _openAnswered(
     bindHost: IPAddress | None,
     raw: bool = False,
     admit: Callable[[Decision], object] | None = None,
+    upstreams: UpstreamTable | None = None,
 ) -> tuple[DestinationProtocol, Decision]:
     """
     Connect an address once the policy's late answer has come.
@@ -258,7 +263,9 @@ async def _openAnswered(
     if not decision.permitted:
         raise _denied(decision)
     try:
-        protocol = await _connect(reactor, decision, request, addresses, timeout, bindHost, raw, admit)
+        protocol = await _connect(
+            reactor, decision, request, addresses, timeout, bindHost, raw, admit, upstreams
+        )
     except Exception:
         _failedAfter(Failure(), decision)
     return protocol, decision
@@ -328,13 +335,16 @@ async def _openByName(
     bindHost: IPAddress | None,
     raw: bool = False,
     admit: Callable[[Decision], object] | None = None,
+    upstreams: UpstreamTable | None = None,
 ) -> tuple[DestinationProtocol, Decision]:
     """
     Decide, resolve, decide again for each address, and connect.
     """
     candidates, decision = await permittedAddresses(reactor, resolver, decide, request, host, timeout)
     try:
-        protocol = await _connect(reactor, decision, request, candidates, timeout, bindHost, raw, admit)
+        protocol = await _connect(
+            reactor, decision, request, candidates, timeout, bindHost, raw, admit, upstreams
+        )
     except Exception:
         _failedAfter(Failure(), decision)
     return protocol, decision

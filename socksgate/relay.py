@@ -253,9 +253,14 @@ class DestinationProtocol(Protocol):
     @ivar onConnected: called with the protocol once connected, if set.
 
     @ivar relay: the relay, once the client has been answered.
+
+    @ivar upstream: the C{[[upstream]]} that carries the connection, if
+        any, and C{server} the URL of its server that does.
     """
 
     relay: Relay | SpliceRelay | None = None
+    upstream: str | None = None
+    server: str | None = None
     onConnected: Callable[[DestinationProtocol], None] | None = None
 
     def connectionMade(self) -> None:

@@ -73,9 +73,9 @@ def _bandwidthProblem(value: str) -> str | None:
 
 
 def _knownRoute(value: str) -> str | None:
-    if value == "direct":
-        return None
-    return f'{value!r}: [[upstream]] tables are not supported by this version, only "direct"'
+    # An upstream's name is checked against the [[upstream]] tables by
+    # socksgate.config, which reads them.
+    return None if value else 'must be "direct" or the name of an [[upstream]]'
 
 
 def _frozen(values: tuple[str, ...] | None) -> frozenset[str] | None:

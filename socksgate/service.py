@@ -33,6 +33,7 @@ from .interfaces import IAccessPolicy
 from .privileges import preload
 from .server import SessionTable, SOCKSServerFactory
 from .status import StatusService
+from .upstreams import UpstreamTable
 
 __all__ = [
     "CLOSE_TIMEOUT",
@@ -114,6 +115,8 @@ class GatewayService(MultiService):
         self._authChecker = authChecker
         self.throttle = LoginThrottle(reactor)
         self.bandwidth = BandwidthLimits(reactor)
+        #: The [[upstream]]s and the state of their servers.
+        self.upstreams = UpstreamTable(reactor, config.upstreams)
         self._fixedPolicy = policy
         self.policy = policy if policy is not None else config.policy
         self.sessions = SessionTable()
@@ -145,6 +148,7 @@ class GatewayService(MultiService):
                 config.auth,
                 self.throttle,
                 bandwidth=self.bandwidth,
+                upstreams=self.upstreams,
             )
             self.factories[description] = factory
             endpoint = endpoints.get(description) if endpoints else None
@@ -312,6 +316,7 @@ class GatewayService(MultiService):
             config = config.withListen(self.config.server.listen)
         self.config = config
         self.policy = self._fixedPolicy if self._fixedPolicy is not None else config.policy
+        self.upstreams.configure(config.upstreams)
         for factory in self.factories.values():
             factory.configure(config.server, self.policy, config.auth)
         self.log.info(

@@ -68,6 +68,10 @@ class SessionRecord:
     command: str | None = None
     destination: str | None = None
     remote: str | None = None
+    # The [[upstream]] and its server that carried (or failed) the session;
+    # null when direct.
+    upstream: str | None = None
+    server: str | None = None
     outcome: str | None = None
     reply: int | None = None
     rule: int | None = None

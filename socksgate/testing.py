@@ -37,6 +37,7 @@ from .descriptors import guardAgainstDescriptorReuse
 from .interfaces import IAccessPolicy
 from .resolver import StaticResolver
 from .server import SessionTable, SOCKSServerFactory
+from .upstreams import UpstreamTable
 
 __all__ = [
     "DestinationServer",
@@ -104,8 +105,8 @@ def startGateway(
         a L{Config}, loopback clients only.
     @param config: the L{Config} that L{socksgate.service.buildService}
         takes (from C{parseConfig} or C{loadConfig}): the gateway uses its
-        C{[server]} settings, its C{[auth]} settings and the policy of its
-        rules; its C{listen}, and its C{[log]} (access log, status page),
+        C{[server]} settings, its C{[auth]} settings, its C{[[upstream]]}s
+        and the policy of its rules; its C{listen}, and its C{[log]} (access log, status page),
         are not used.  A L{ServerConfig} (the C{[server]} settings alone)
         is still accepted, for compatibility.
     @param auth: the C{[auth]} settings, for a gateway that asks for
@@ -121,9 +122,11 @@ def startGateway(
     if isinstance(config, Config):
         policy = policy if policy is not None else config.policy
         auth = auth if auth is not None else config.auth
+    upstreams = UpstreamTable(reactor, config.upstreams if isinstance(config, Config) else ())
     factory = SOCKSServerFactory(
-        reactor, server, policy, listener=f"tcp:0:interface={interface}", resolver=resolver, auth=auth
-    )
+        reactor, server, policy, listener=f"tcp:0:interface={interface}", resolver=resolver, auth=auth,
+        upstreams=upstreams,
+    )  # fmt: skip
     listeningPort = reactor.listenTCP(0, factory, interface=interface)
 
     async def stop() -> None:

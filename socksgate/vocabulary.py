@@ -69,7 +69,13 @@ class RequestRefused(Exception):
     @ivar decision: the policy decision involved, if any.
     @ivar socks4: the SOCKS4 CD that reports it, when it is not simply 91
         (92 and 93 for ident).
+    @ivar upstream: the C{[[upstream]]} the request was routed through, if
+        any (the session record's C{upstream}).
+    @ivar server: that upstream's server that refused or failed it, if any.
     """
+
+    upstream: str | None = None
+    server: str | None = None
 
     def __init__(
         self,

@@ -121,14 +121,6 @@ max-sessions-per-client = 10
         self.assertTrue(str(error).startswith("gw.toml:"), str(error))
         self.assertIn("not valid TOML", str(error))
 
-    def test_unsupportedTable(self) -> None:
-        """
-        Tables this version does not read yet are refused rather than
-        silently ignored, so no route is thought to apply that does not.
-        """
-        error = self.error('[server]\n\n[[upstream]]\nname = "corp"\n')
-        self.assertEqual(str(error), "gw.toml:3: [upstream]: is not supported by this version of socksgate")
-
     def test_unknownTable(self) -> None:
         """
         An unknown table is refused.

@@ -42,7 +42,8 @@ message = "loopback"
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 FIELDS = {
     "time", "session", "listener", "client", "version", "auth", "user", "ident", "command",
-    "destination", "remote", "outcome", "reply", "rule", "message", "bytes_out", "bytes_in", "duration",
+    "destination", "remote", "upstream", "server", "outcome", "reply", "rule", "message", "bytes_out",
+    "bytes_in", "duration",
 }  # fmt: skip
 
 

@@ -26,6 +26,8 @@ SPEC_FIELDS = [
     "command",
     "destination",
     "remote",
+    "upstream",
+    "server",
     "outcome",
     "reply",
     "rule",

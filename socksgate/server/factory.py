@@ -20,6 +20,7 @@ from ..config import AuthConfig, ServerConfig
 from ..interfaces import IAccessPolicy
 from ..lookups import LookupLimit, gatewayResolver
 from ..policy import LoopbackOnlyPolicy
+from ..upstreams import UpstreamTable
 from .protocol import SOCKSServerProtocol
 from .sessions import SessionTable
 
@@ -43,6 +44,8 @@ class SOCKSServerFactory(Factory):
     @ivar auth: the C{[auth]} settings: SOCKS5 methods, checker, ident.
     @ivar throttle: the L{LoginThrottle} every login goes through, shared
         by a gateway's listeners.
+    @ivar upstreams: the C{[[upstream]]}s that rules route sessions
+        C{via}, and their servers' state, shared by a gateway's listeners.
     """
 
     protocol = SOCKSServerProtocol  # type: ignore[assignment]
@@ -63,6 +66,7 @@ class SOCKSServerFactory(Factory):
         auth: AuthConfig | None = None,
         throttle: LoginThrottle | None = None,
         bandwidth: BandwidthLimits | None = None,
+        upstreams: UpstreamTable | None = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as globalReactor
@@ -77,6 +81,7 @@ class SOCKSServerFactory(Factory):
         #: The buckets of the rules that set C{bandwidth} (shared by the
         #: gateway's listeners).
         self.bandwidth = bandwidth if bandwidth is not None else BandwidthLimits(reactor)
+        self.upstreams = upstreams if upstreams is not None else UpstreamTable(reactor)
         self.configure(
             config if config is not None else ServerConfig(),
             policy if policy is not None else LoopbackOnlyPolicy(),

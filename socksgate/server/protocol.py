@@ -382,6 +382,8 @@ class SOCKSServerProtocol(Handshake, Protocol):
             self.record.rule = refusal.decision.rule
             if refusal.outcome == Outcome.DENIED:
                 self.record.message = refusal.decision.message
+        if refusal.upstream is not None and self.record is not None:
+            self.record.upstream, self.record.server = refusal.upstream, refusal.server
         if self.codec.version == 4 and refusal.socks4 is not None:
             code = refusal.socks4
             self.transport.write(self.codec.send(SOCKS4Reply(SOCKS4ReplyCode(code))))

@@ -15,6 +15,7 @@ from ..vocabulary import Command, Version
 from ._bandwidth import bandwidthFamilies
 from ._counts import COMMANDS, VERSIONS, label
 from ._snapshot import Snapshot
+from ._upstreams import upstreamFamilies
 
 __all__ = ["metricFamilies"]
 
@@ -114,6 +115,7 @@ def metricFamilies(snapshot: Snapshot) -> Iterator[Metric]:
     yield started
 
     yield from bandwidthFamilies(snapshot.bandwidth)
+    yield from upstreamFamilies(snapshot.upstreams)
 
     if snapshot.workers:
         running = GaugeMetricFamily("socksgate_workers", "Worker processes running (--workers N).")

@@ -15,6 +15,7 @@ from ..ratelimit import LIMITS
 from ..timestamps import isoTime
 from ._bandwidth import BandwidthState, bandwidthStates
 from ._counts import COMMANDS, VERSIONS, SessionCounts, count, label, ruleIdentity
+from ._upstreams import UpstreamServerState, upstreamStates
 
 __all__ = [
     "OPEN_SESSIONS_SHOWN",
@@ -117,6 +118,7 @@ class Snapshot:
     @ivar acceptPauses: how many times the gateway stopped accepting for
         want of file descriptors.
     @ivar bandwidth: the buckets of the rules that set C{bandwidth}.
+    @ivar upstreams: the servers of the C{[[upstream]]}s.
     """
 
     startedAt: float
@@ -133,6 +135,7 @@ class Snapshot:
     draining: bool = False
     acceptPauses: int = 0
     bandwidth: tuple[BandwidthState, ...] = ()
+    upstreams: tuple[UpstreamServerState, ...] = ()
 
     @property
     def bytesOut(self) -> int:
@@ -230,6 +233,7 @@ class Snapshot:
             ],
             "draining": self.draining,
             "acceptPauses": self.acceptPauses,
+            "upstreams": [state.asJSON() for state in self.upstreams],
             **workers,
         }
 
@@ -302,6 +306,7 @@ def takeSnapshot(gateway: Any, counts: SessionCounts, startedAt: float, now: flo
         draining=bool(getattr(gateway, "draining", False)),
         acceptPauses=getattr(getattr(gateway, "acceptPauses", None), "pauses", 0),
         bandwidth=bandwidthStates(gateway),
+        upstreams=upstreamStates(gateway, now),
     )
 
 

@@ -46,6 +46,7 @@ from ...addresses import (
     withoutScope,
 )
 from ...bandwidth import RuleBandwidth
+from ...connecting import refuseUnlessDirect
 from ...interfaces import IClientConnection, ICommand, ISession
 from ...latch import AllClosed
 from ...outbound import decideOne, permittedAddresses, refusalForFailure
@@ -172,6 +173,7 @@ class BindSession:
                 self.accessRequest, host, factory.config.connectTimeout,
             )  # fmt: skip
             self._expected = set(addresses)
+        refuseUnlessDirect(decision, "BIND")
         checkSessionRate(client, policy, self.accessRequest, decision)
         self._decision = decision
         self._bandwidth = factory.bandwidth.forDecision(factory.policy, decision)

@@ -48,6 +48,7 @@ class ConnectCommand:
             gateway.bindHost,
             splicesFrom(client.transport, gateway.reactor),
             lambda decision: checkSessionRate(client, policy, request, decision),
+            gateway.upstreams,
         )
         return connecting.addCallback(self._connected, client, policy)
 
@@ -71,7 +72,13 @@ class ConnectCommand:
         record = client.record
         local, remote = transport.getHost(), transport.getPeer()
         record.rule, record.message = decision.rule, decision.message
-        record.remote = formatHostPort(remote.host, remote.port)
+        # Through an upstream, the peer is the destination as it was asked
+        # for: an address, or a name (a HostnameAddress).
+        remoteHost = remote.host if hasattr(remote, "host") else remote.hostname.decode("ascii")
+        record.remote = formatHostPort(remoteHost, remote.port)
+        # Only a DestinationProtocol (not a RawConnection) can come through an upstream.
+        record.upstream = getattr(destination, "upstream", None)
+        record.server = getattr(destination, "server", None)
         record.reply = client.reply(ReplyCode.SUCCEEDED, ip_address(withoutScope(local.host)), local.port)
 
         def ended(why: str) -> None:

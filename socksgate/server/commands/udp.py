@@ -21,6 +21,7 @@ from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from ...addresses import LOOPBACK_HOSTS, UNSPECIFIED_HOSTS, hostAddress, unmapped
+from ...connecting import refuseUnlessDirect
 from ...interfaces import IClientConnection, ICommand
 from ...outbound import decideOne
 from ...policy import AccessRequest, Decision
@@ -66,6 +67,7 @@ class UDPAssociateCommand:
             raise RequestRefused(
                 ReplyCode.NOT_ALLOWED, Outcome.DENIED, decision.message or "denied by policy", decision
             )
+        refuseUnlessDirect(decision, "UDP ASSOCIATE")
         if client.gone:
             return
         checkSessionRate(client, policy, request, decision)

@@ -62,6 +62,9 @@ function render(s) {
   fill("rules", s.rules.map((r) =>
     [cell(r.rule, "n"), cell(r.action, r.action), cell(r.message), cell(r.hits, "n")]),
     4, "no rules: loopback clients only");
+  fill("upstreams", (s.upstreams || []).map((u) => [
+    cell(u.upstream), cell(u.server), cell(u.up ? "up" : "down for " + duration(u.downFor), u.up ? "permit" : "deny"),
+    cell(u.sessions, "n"), cell(u.failures, "n"), cell(u.lastFailure)]), 6, "none: every session is direct");
   fill("sessions", s.openSessions.map((o) => [
     cell(o.client, "client"), cell(o.user), cell(o.version), cell(o.command),
     cell(o.destination, "destination"), cell(bytes(o.bytesOut), "n"),
