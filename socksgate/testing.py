@@ -37,8 +37,8 @@ from .descriptors import guardAgainstDescriptorReuse
 from .interfaces import IAccessPolicy
 from .resolver import StaticResolver
 from .server import SessionTable, SOCKSServerFactory
-from .upstreams import UpstreamTable
 from .testing_faults import ClientRecord, Faults, FaultyFactory, ReplyCodePolicy
+from .upstreams import UpstreamTable
 
 __all__ = [
     "ClientRecord",
