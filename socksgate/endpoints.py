@@ -14,6 +14,8 @@ from twisted.internet.endpoints import serverFromString
 # reads its arguments (and, for ssl:, its certificate) without listening.
 from twisted.internet.testing import MemoryReactor
 
+from .tlsfiles import tlsFilesProblem
+
 __all__ = ["endpointProblem"]
 
 _UNKNOWN_KEYWORD = re.compile(r"unexpected keyword argument '([^']+)'")
@@ -34,6 +36,10 @@ def endpointProblem(description: str) -> str | None:
     if kind == "haproxy":
         inner = endpointProblem(rest)
         return None if inner is None else f"{description!r}: behind haproxy: {inner}"
+    if kind == "ssl":
+        files = tlsFilesProblem(description)
+        if files is not None:
+            return f"{description!r}: {files}"
     try:
         endpoint = serverFromString(MemoryReactor(), description)
     except ModuleNotFoundError as missing:

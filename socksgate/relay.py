@@ -5,8 +5,9 @@ Each transport is registered as the streaming producer of the other, so
 when one side's write buffer fills, Twisted stops reading from the other
 side until it drains: a slow reader never makes the gateway buffer without
 bound.  A FIN from one side is passed on to the other with
-C{loseWriteConnection}; the session ends when both directions are closed,
-or at once when either connection is lost.
+C{loseWriteConnection} (a TLS side, which cannot half-close, gets its TLS
+session closed: see L{socksgate.closing}); the session ends when both
+directions are closed, or at once when either connection is lost.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from .bandwidth import RuleBandwidth, ThrottledReader
+from .closing import finishWriting, producerFor
 from .interfaces import ISession
 from .latch import AllClosed
 from .splicing import SpliceRelay, canSplice, canSpliceClient
@@ -83,8 +85,8 @@ class Relay:
         @param clientFinished: the client already shut down its sending side.
         """
         fromClient, fromDestination = self._readers or (self.client, self.destination)
-        self.destination.registerProducer(fromClient, True)
-        self.client.registerProducer(fromDestination, True)
+        self.destination.registerProducer(producerFor(self.destination, fromClient), True)
+        self.client.registerProducer(producerFor(self.client, fromDestination), True)
         self.client.resumeProducing()
         self.destination.resumeProducing()
         if self._idleTimeout:
@@ -124,7 +126,7 @@ class Relay:
         if not self._clientDone:
             self._clientDone = True
             self.destination.unregisterProducer()
-            self.destination.loseWriteConnection()
+            finishWriting(self.destination)
             self._endIfBothDone()
 
     def destinationFinished(self) -> None:
@@ -134,7 +136,7 @@ class Relay:
         if not self._destinationDone:
             self._destinationDone = True
             self.client.unregisterProducer()
-            self.client.loseWriteConnection()
+            finishWriting(self.client)
             self._endIfBothDone()
 
     def clientLost(self, reason: Failure) -> None:

@@ -5,6 +5,7 @@ The C{socksgate} console command: the administrator's tools::
     socksgate convert FILE
     socksgate passwd FILE USER
     socksgate stats [--json | --html FILE] LOG...
+    socksgate connect [--route FILE | --proxy URL] HOST PORT
     socksgate --version
 """
 
@@ -15,7 +16,7 @@ import sys
 from typing import TextIO
 
 from .. import __version__
-from . import check
+from . import check, connect
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,6 +50,15 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("logs", nargs="+", metavar="LOG", help="access log files")
     stats.add_argument("--json", action="store_true", help="print the summary as JSON")
     stats.add_argument("--html", metavar="FILE", help="write a self-contained HTML report with charts")
+    connect.addArguments(
+        commands.add_parser(
+            "connect",
+            help="connect to HOST PORT through a routing table or a proxy and relay standard input and "
+            "output (an OpenSSH ProxyCommand)",
+            description=connect.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
     return parser
 
 
@@ -65,6 +75,8 @@ def main(argv: list[str] | None = None, stdout: TextIO | None = None, stderr: Te
         from .stats import run as stats
 
         return stats(arguments.logs, arguments.json, arguments.html, stdout, stderr)
+    if arguments.tool == "connect":
+        return connect.run(arguments, stderr)
     if arguments.tool == "passwd":
         from .passwd import run as passwd
 
