@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .vocabulary import Command, Version
+
 __all__ = ["ANY", "FIRST_LISTENER", "Key", "REQUIRED", "TABLES", "Table", "UNSET", "table", "tomlValue"]
 
 #: Reload behaviours, in words.
@@ -152,7 +154,7 @@ SERVER = Table(
         Key(
             "versions",
             "list of strings",
-            ("4", "4a", "5"),
+            tuple(str(version) for version in Version),
             NEW_CONNECTIONS,
             "SOCKS versions served; another is refused (SOCKS4/4a: CD 91, SOCKS5: method 0xFF).",
             '["5"]',
@@ -160,7 +162,7 @@ SERVER = Table(
         Key(
             "commands",
             "list of strings",
-            ("connect", "bind", "udp"),
+            tuple(str(command) for command in Command),
             NEW_CONNECTIONS,
             "Commands served; another gets 0x07 (SOCKS4: CD 91).",
             '["connect"]',
