@@ -4,7 +4,7 @@ L{socksgate.session.emitSession}) written as one JSON object a line, to a
 file or to standard output.
 
 A file can be rotated by size (as Twisted's L{LogFile}: C{FILE.1},
-C{FILE.2}, ...), daily (as Twisted's L{DailyLogFile}: C{FILE.2026_11_21})
+C{FILE.2}, ...), daily (as Twisted's L{twisted.python.logfile.DailyLogFile}: C{FILE.2026_11_21})
 or not at all; SIGUSR1 reopens it by name after an external tool such as
 logrotate moved it.
 

@@ -80,7 +80,8 @@ class _UserRealm:
 class PasswordAuthenticator:
     """
     Checks RFC 1929 user names and passwords with any
-    L{ICredentialsChecker} for L{IUsernamePassword}, through a L{Portal}.
+    L{ICredentialsChecker} for L{twisted.cred.credentials.IUsernamePassword},
+    through a L{Portal}.
 
     Credentials are given to the checker as bytes, Twisted's usual form, but
     as text to Twisted's in-memory checker (C{memory:} descriptions), which

@@ -22,6 +22,7 @@ from ._tablecheck import (
     notNegative,
     positive,
 )
+from .configschema import AUTH, LOG, SERVER, TABLES
 from .endpoints import endpointProblem
 from .gssauth import LEVEL_NAMES, GSSAPIUnavailable, loadAcceptor
 from .policy import LoopbackOnlyPolicy
@@ -47,7 +48,7 @@ __all__ = [
 ]
 
 #: The listener used when neither the command line nor the file names one.
-DEFAULT_LISTEN = "tcp:1080:interface=127.0.0.1"
+DEFAULT_LISTEN = SERVER.default("listen")[0]
 
 #: The versions and commands C{[server]} may serve (all of them by default).
 VERSIONS = tuple(Version)
@@ -64,19 +65,19 @@ class ServerConfig:
     The C{[server]} table; attribute names are the keys in camelCase.
     """
 
-    listen: tuple[str, ...] = (DEFAULT_LISTEN,)
-    external: str = "0.0.0.0"
-    advertise: str = ""
-    versions: frozenset[str] = frozenset(VERSIONS)
-    commands: frozenset[str] = frozenset(COMMANDS)
-    handshakeTimeout: float = 10.0
-    connectTimeout: float = 30.0
-    bindTimeout: float = 120.0
-    idleTimeout: float = 0.0
-    udpIdleTimeout: float = 300.0
-    maxSessions: int = 10000
-    maxSessionsPerClient: int = 512
-    gracePeriod: float = 30.0
+    listen: tuple[str, ...] = SERVER.default("listen")
+    external: str = SERVER.default("external")
+    advertise: str = SERVER.default("advertise")
+    versions: frozenset[str] = frozenset(SERVER.default("versions"))
+    commands: frozenset[str] = frozenset(SERVER.default("commands"))
+    handshakeTimeout: float = SERVER.default("handshake-timeout")
+    connectTimeout: float = SERVER.default("connect-timeout")
+    bindTimeout: float = SERVER.default("bind-timeout")
+    idleTimeout: float = SERVER.default("idle-timeout")
+    udpIdleTimeout: float = SERVER.default("udp-idle-timeout")
+    maxSessions: int = SERVER.default("max-sessions")
+    maxSessionsPerClient: int = SERVER.default("max-sessions-per-client")
+    gracePeriod: float = SERVER.default("grace-period")
 
 
 #: SOCKS5 methods the [auth] table may name.
@@ -97,10 +98,10 @@ class AuthConfig:
         has C{gssapi} (its keytab, service and levels), else L{None}.
     """
 
-    methods: tuple[str, ...] = ("none",)
+    methods: tuple[str, ...] = AUTH.default("methods")
     checker: Any = None
-    checkerDescription: str = ""
-    ident: str = "off"
+    checkerDescription: str = AUTH.default("checker")
+    ident: str = AUTH.default("ident")
     gssapi: Any = None
 
     def withChecker(self, checker: Any, description: str) -> AuthConfig:
@@ -131,11 +132,11 @@ class LogConfig:
     @ivar status: the endpoint of the status page and C{/metrics}, or C{""}.
     """
 
-    access: str = ""
-    rotate: str = "none"
-    rotateSize: int = 100 * 1024 * 1024
-    keep: int = 10
-    status: str = ""
+    access: str = LOG.default("access")
+    rotate: str = LOG.default("rotate")
+    rotateSize: int = LOG.default("rotate-size")
+    keep: int = LOG.default("keep")
+    status: str = LOG.default("status")
 
 
 @dataclass(frozen=True)
@@ -189,22 +190,7 @@ class Config:
 
 
 def _parseServer(checker: TableChecker) -> ServerConfig:
-    known = {
-        "listen",
-        "external",
-        "advertise",
-        "versions",
-        "commands",
-        "handshake-timeout",
-        "connect-timeout",
-        "bind-timeout",
-        "idle-timeout",
-        "udp-idle-timeout",
-        "max-sessions",
-        "max-sessions-per-client",
-        "grace-period",
-    }
-    checker.checkKeys(known)
+    checker.checkKeys(SERVER.names)
     defaults = ServerConfig()
     listen = checker.strings("listen", defaults.listen)
     if not listen:
@@ -217,8 +203,8 @@ def _parseServer(checker: TableChecker) -> ServerConfig:
         listen=listen,
         external=checker.get("external", str, defaults.external, ipAddressProblem),
         advertise=checker.get("advertise", str, defaults.advertise, ipAddressOrEmpty),
-        versions=frozenset(checker.strings("versions", VERSIONS, VERSIONS)),
-        commands=frozenset(checker.strings("commands", COMMANDS, COMMANDS)),
+        versions=frozenset(checker.strings("versions", defaults.versions, VERSIONS)),
+        commands=frozenset(checker.strings("commands", defaults.commands, COMMANDS)),
         handshakeTimeout=checker.get("handshake-timeout", float, defaults.handshakeTimeout, positive),
         connectTimeout=checker.get("connect-timeout", float, defaults.connectTimeout, positive),
         bindTimeout=checker.get("bind-timeout", float, defaults.bindTimeout, positive),
@@ -233,11 +219,12 @@ def _parseServer(checker: TableChecker) -> ServerConfig:
 
 
 def _parseAuth(checker: TableChecker, override: tuple[Any, str] | None) -> AuthConfig:
-    checker.checkKeys({"methods", "checker", "ident", "gssapi-keytab", "gssapi-service", "gssapi-protection"})
-    methods = checker.strings("methods", ("none",), METHODS)
+    checker.checkKeys(AUTH.names)
+    defaults = AuthConfig()
+    methods = checker.strings("methods", defaults.methods, METHODS)
     if not methods:
         raise checker.error("methods", "must name at least one method")
-    description = checker.get("checker", str, "", lambda value: None)
+    description = checker.get("checker", str, defaults.checkerDescription, lambda value: None)
     credentialsChecker = None
     if description:
         try:
@@ -248,7 +235,7 @@ def _parseAuth(checker: TableChecker, override: tuple[Any, str] | None) -> AuthC
         methods=methods,
         checker=credentialsChecker,
         checkerDescription=description,
-        ident=checker.get("ident", str, "off", lambda value: _oneOf(value, IDENT_MODES)),
+        ident=checker.get("ident", str, defaults.ident, lambda value: _oneOf(value, IDENT_MODES)),
         gssapi=_parseGSSAPI(checker, "gssapi" in methods),
     )
     if override is not None:
@@ -263,9 +250,14 @@ def _parseGSSAPI(checker: TableChecker, wanted: bool) -> Any:
     The GSS-API acceptor of C{[auth]}, acquired from its keytab when
     C{methods} has C{gssapi}, so that a wrong keytab stops the start.
     """
-    keytab = checker.get("gssapi-keytab", str, "", lambda value: None)
-    service = checker.get("gssapi-service", str, "rcmd", lambda value: None if value else "must not be empty")
-    levels = checker.strings("gssapi-protection", ("integrity", "confidentiality"), tuple(LEVEL_NAMES))
+    keytab = checker.get("gssapi-keytab", str, AUTH.default("gssapi-keytab"), lambda value: None)
+    service = checker.get(
+        "gssapi-service",
+        str,
+        AUTH.default("gssapi-service"),
+        lambda value: None if value else "must not be empty",
+    )
+    levels = checker.strings("gssapi-protection", AUTH.default("gssapi-protection"), tuple(LEVEL_NAMES))
     if not levels:
         raise checker.error("gssapi-protection", "must name at least one level")
     if not wanted:
@@ -279,14 +271,14 @@ def _parseGSSAPI(checker: TableChecker, wanted: bool) -> Any:
 
 
 def _parseLog(checker: TableChecker) -> LogConfig:
-    checker.checkKeys({"access", "rotate", "rotate-size", "keep", "status"})
+    checker.checkKeys(LOG.names)
     defaults = LogConfig()
     return LogConfig(
-        access=checker.get("access", str, "", lambda value: None),
-        rotate=checker.get("rotate", str, "none", lambda value: _oneOf(value, ROTATIONS)),
+        access=checker.get("access", str, defaults.access, lambda value: None),
+        rotate=checker.get("rotate", str, defaults.rotate, lambda value: _oneOf(value, ROTATIONS)),
         rotateSize=checker.get("rotate-size", int, defaults.rotateSize, positive),
         keep=checker.get("keep", int, defaults.keep, notNegative),
-        status=checker.get("status", str, "", lambda value: value and endpointProblem(value)),
+        status=checker.get("status", str, defaults.status, lambda value: value and endpointProblem(value)),
     )
 
 
@@ -348,7 +340,7 @@ def parseConfig(text: str, path: str = "<config>", authChecker: tuple[Any, str] 
                 table,
                 lines.header(table),
             )
-        if table not in ("server", "rule", "expect", "auth", "log", "upstream"):
+        if table not in {known.name for known in TABLES}:
             raise ConfigError(path, "unknown table or key", table, lines.header(table))
     server = document.get("server", {})
     if not isinstance(server, dict):

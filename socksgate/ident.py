@@ -104,7 +104,7 @@ def parseReply(line: str, portOnServer: int, portOnClient: int) -> str:
 class _IdentQueryProtocol(twistedIdent.IdentClient):
     """
     Twisted's ident client, speaking bytes on the wire and text to
-    L{IdentClient}, for one query whose reply L{parseReply} reads.
+    L{twisted.protocols.ident.IdentClient}, for one query whose reply L{parseReply} reads.
     """
 
     MAX_LENGTH = _MAX_REPLY
@@ -215,7 +215,8 @@ def queryIdent(
     Cancelling the returned L{Deferred} abandons the query and closes its
     connection; it then fails with L{CancelledError}.
 
-    @param reactor: an L{IReactorTCP} and L{IReactorTime}.
+    @param reactor: an L{twisted.internet.interfaces.IReactorTCP} and
+        L{twisted.internet.interfaces.IReactorTime}.
     @param clientHost: the client's IP address, where identd runs.
     @param clientPort: the client's port of the connection in question.
     @param serverPort: our port of that connection.

@@ -42,12 +42,12 @@ class IAccessPolicy(Interface):
         @param request: the request.
         @type request: L{socksgate.policy.AccessRequest}
 
-        @return: the decision, or a L{Deferred} that fires with it.  A
+        @return: the decision, or a L{twisted.internet.defer.Deferred} that fires with it.  A
             failure (raised or in the Deferred) refuses the request with
             the general-failure reply and is logged, except a
             L{socksgate.vocabulary.RequestRefused}, whose reply is sent
             (L{socksgate.testing_faults.ReplyCodePolicy} answers so).
-        @rtype: L{socksgate.policy.Decision} or L{Deferred}
+        @rtype: L{socksgate.policy.Decision} or L{twisted.internet.defer.Deferred}
         """
 
 
@@ -206,9 +206,9 @@ class IRoute(Interface):
         @param port: the destination port.
         @type port: L{int}
 
-        @return: a L{Deferred} that fires with the connected
+        @return: a L{twisted.internet.defer.Deferred} that fires with the connected
             L{socksgate.relay.DestinationProtocol}, its transport paused
             until a relay takes it, or fails with the last attempt's
             failure; cancelling it stops every attempt.
-        @rtype: L{Deferred}
+        @rtype: L{twisted.internet.defer.Deferred}
         """

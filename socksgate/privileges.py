@@ -3,7 +3,7 @@ Running as an unprivileged user: what is loaded before twistd drops to
 C{--uid}/C{--gid}, and what to tell an administrator when a file cannot be
 read or written afterwards.
 
-twistd opens the listeners (L{IService.privilegedStartService}), then
+twistd opens the listeners (L{twisted.application.service.IService.privilegedStartService}), then
 drops its privileges, then starts the services.  Whatever the gateway
 would otherwise load later, the first time a request needs it, is loaded
 by L{preload} instead, while the process can still read every file.

@@ -83,7 +83,7 @@ class RawConnection:
     def transport(self) -> RawConnection:
         """
         The connection is its own transport (the object a relay takes, as
-        it takes L{DestinationProtocol.transport}).
+        it takes the C{transport} of a L{socksgate.relay.DestinationProtocol}).
         """
         return self
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from ._tablecheck import ConfigError, TableChecker, ipAddressProblem, notNegative
 from .bandwidth import parseBandwidth
+from .configschema import EXPECT, RULE
 from .hostnames import InvalidHostname, normalHostname
 from .policy import PERMIT, AccessRequest, Decision, IPAddress, reachedAddress
 from .rules import DestinationPatterns, Rule, RulePolicy
@@ -19,13 +20,6 @@ from .vocabulary import Command, Version
 
 _ACTIONS = ("permit", "deny")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*$")
-_RULE_KEYS = {
-    "action", "clients", "listeners", "destinations", "ports", "commands", "versions", "users", "via",
-    "message", "bandwidth", "sessions-per-second",
-}  # fmt: skip
-_EXPECT_KEYS = {
-    "client", "destination", "address", "command", "user", "version", "listener", "result", "rule",
-}  # fmt: skip
 
 
 def parseRule(checker: TableChecker, index: int) -> Rule:
@@ -35,12 +29,12 @@ def parseRule(checker: TableChecker, index: int) -> Rule:
     @param index: its number, from 1.
     @raise ConfigError: a key is unknown or a value is wrong.
     """
-    checker.checkKeys(_RULE_KEYS)
+    checker.checkKeys(RULE.names)
     if "action" not in checker.values:
         raise checker.error(None, 'has no action: give action = "permit" or "deny"')
     action = checker.get("action", str, None, lambda value: _oneOf(value, _ACTIONS))
-    via = checker.get("via", str, "direct", _knownRoute)
-    message = checker.get("message", str, "", lambda value: None)
+    via = checker.get("via", str, RULE.default("via"), _knownRoute)
+    message = checker.get("message", str, RULE.default("message"), lambda value: None)
     listeners = checker.strings("listeners", None)
     return Rule(
         index=index,
@@ -55,8 +49,10 @@ def parseRule(checker: TableChecker, index: int) -> Rule:
         users=_frozen(checker.strings("users", None)),
         via=via,
         message=message,
-        bandwidth=parseBandwidth(checker.get("bandwidth", str, "", _bandwidthProblem)),
-        sessionsPerSecond=checker.get("sessions-per-second", int, 0, notNegative),
+        bandwidth=parseBandwidth(checker.get("bandwidth", str, RULE.default("bandwidth"), _bandwidthProblem)),
+        sessionsPerSecond=checker.get(
+            "sessions-per-second", int, RULE.default("sessions-per-second"), notNegative
+        ),
     )
 
 
@@ -190,7 +186,7 @@ def parseExpectation(checker: TableChecker, index: int, defaultListener: str) ->
     """
     Read one C{[[expect]]} table.
     """
-    checker.checkKeys(_EXPECT_KEYS)
+    checker.checkKeys(EXPECT.names)
     for required in ("client", "destination", "result"):
         if required not in checker.values:
             raise checker.error(None, f"has no {required}")
@@ -202,7 +198,9 @@ def parseExpectation(checker: TableChecker, index: int, defaultListener: str) ->
         raise checker.error("destination", str(problem)) from None
     address = checker.get("address", str, None, ipAddressProblem)
     user = checker.get("user", str, None, lambda value: None)
-    version = checker.get("version", str, Version.SOCKS5, lambda value: _oneOf(value, tuple(Version)))
+    version = Version(
+        checker.get("version", str, EXPECT.default("version"), lambda value: _oneOf(value, tuple(Version)))
+    )
     if isinstance(host, str):
         name, resolved = host, reachedAddress(ip_address(address)) if address else None
     else:
@@ -214,7 +212,11 @@ def parseExpectation(checker: TableChecker, index: int, defaultListener: str) ->
         clientPort=0,
         listener=checker.get("listener", str, defaultListener, lambda value: None),
         version=version,
-        command=checker.get("command", str, Command.CONNECT, lambda value: _oneOf(value, tuple(Command))),
+        command=Command(
+            checker.get(
+                "command", str, EXPECT.default("command"), lambda value: _oneOf(value, tuple(Command))
+            )
+        ),
         destinationName=name,
         destinationAddress=resolved,
         port=port,

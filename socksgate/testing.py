@@ -1,7 +1,7 @@
 """
 Helpers for trial tests of SOCKS-aware software: a real gateway on an
 ephemeral loopback port, and destination servers to reach through it, all
-torn down with the test.
+torn down with the test::
 
     from twisted.trial.unittest import TestCase
     from socksgate.testing import startGateway, startEchoServer

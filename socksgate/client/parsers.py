@@ -1,6 +1,6 @@
 """
 The string forms of the SOCKS client endpoints, for
-L{twisted.internet.endpoints.clientFromString}:
+L{twisted.internet.endpoints.clientFromString}::
 
     socks5:host=example.com:port=443:proxy=tcp\\:127.0.0.1\\:1080:username=alice:password=secret
     socks4a:host=example.com:port=80:proxy=tcp\\:127.0.0.1\\:1080:userId=alice

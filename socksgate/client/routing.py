@@ -7,7 +7,7 @@ The first route that matches decides; a destination no route matches is
 denied, as in C{socks.conf}.  A route matches a name by its name patterns
 (C{"www.example.com"}, C{".example.com"}) and an address literal by its
 address patterns (IP, CIDR); a name is never resolved to match a route,
-so choosing a route leaks no DNS query.  The table is read from TOML:
+so choosing a route leaks no DNS query.  The table is read from TOML::
 
     [[route]]
     destinations = ["127.0.0.0/8", "localhost"]

@@ -1,6 +1,6 @@
 """
 Proxy URLs, as curl and the classic C{socks.conf} server lists write them,
-and the client endpoint each one gives:
+and the client endpoint each one gives::
 
     socks5h://alice:s3cret@proxy.example:1080   SOCKS5, names sent to the proxy unresolved
     socks5://[::1]:1080                        SOCKS5, names resolved here, the address sent

@@ -2,7 +2,7 @@
 C{socksgate connect [--route FILE | --proxy URL] HOST PORT}: connect to
 HOST:PORT as a client routing table (or one proxy URL) says, and relay
 standard input and output over the connection, as OpenSSH's
-C{ProxyCommand} wants:
+C{ProxyCommand} wants::
 
     ssh -o ProxyCommand='socksgate connect --proxy socks5h://127.0.0.1:1080 %h %p' host
 

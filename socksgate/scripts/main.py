@@ -1,5 +1,5 @@
 """
-The C{socksgate} console command: the administrator's tools.
+The C{socksgate} console command: the administrator's tools::
 
     socksgate check -c FILE [--client IP] [--destination HOST:PORT] ...
     socksgate convert FILE

@@ -18,8 +18,8 @@ is returned and the connection is closed.
 A method other than no-authentication and RFC 1929 username/password has
 its own sub-negotiation (GSSAPI, RFC 1961): give its message parser to the
 constructor in C{subnegotiations}; once the server selects that method,
-L{nextEvent} returns the server's messages of the sub-negotiation as that
-parser makes them, L{send} writes the client's, and
+L{SOCKSClientConnection.nextEvent} returns the server's messages of the sub-negotiation as that
+parser makes them, L{SOCKSClientConnection.send} writes the client's, and
 L{SOCKSClientConnection.finishSubnegotiation} moves on to the request.
 """
 
@@ -181,7 +181,7 @@ class SOCKSClientConnection:
         """
         Take the next complete message from the server.
 
-        @return: a L{ServerMessage} (or a sub-negotiation's message), or
+        @return: a L{socksgate.wire._client.ServerMessage} (or a sub-negotiation's message), or
             L{NEED_DATA} when the buffer holds no complete message or the
             client must send first.
         @raise RemoteProtocolError: the server broke the protocol; close.

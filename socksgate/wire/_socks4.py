@@ -26,7 +26,7 @@ class SOCKS4Request:
     A SOCKS4 or SOCKS4a request.
 
     @ivar command: L{Command.CONNECT} or L{Command.BIND}.
-    @ivar host: an L{IPv4Address} (SOCKS4) or a host name (SOCKS4a).
+    @ivar host: an L{ipaddress.IPv4Address} (SOCKS4) or a host name (SOCKS4a).
     @ivar port: the destination port.
     @ivar userid: the USERID field, as sent.
     """

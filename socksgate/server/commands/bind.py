@@ -2,24 +2,24 @@
 BIND (SOCKS4, SOCKS4a, SOCKS5): the gateway listens on behalf of the
 client, for one connection from the host the client expects.
 
-1. The policy decides C{bind} for the expected peer (SOCKS4: DSTIP;
-   SOCKS4a and SOCKS5: DST.ADDR, a name resolved first; all zeros: any
-   peer).
-2. The gateway listens on an ephemeral port of C{[server] external} (or,
-   when that is a wildcard, of the address the client reached it on, if
-   that is of the peer's family — IPv4 for SOCKS4, else the expected
-   peer's; otherwise of an address of the peer's family that reaches it:
-   loopback for a loopback peer, the routing table's source address
-   otherwise) and sends the first reply with the address to connect to
-   (C{advertise} when set).
-3. A connection from a host other than the expected one, or one the policy
-   refuses (it decides C{bind} again for the incoming peer), is closed and
-   logged, and the wait goes on.  The first accepted connection closes the
-   listening port, gets the second reply (with the peer's address) and is
-   relayed as CONNECT is: back-pressure and half-close.
-4. C{bind-timeout} without an accepted connection ends the wait with a
-   failure reply (SOCKS5 0x06, SOCKS4 91).  A client that closes, or sends
-   its FIN, before a peer connects ends the wait too.
+  1. The policy decides C{bind} for the expected peer (SOCKS4: DSTIP;
+     SOCKS4a and SOCKS5: DST.ADDR, a name resolved first; all zeros: any
+     peer).
+  2. The gateway listens on an ephemeral port of C{[server] external} (or,
+     when that is a wildcard, of the address the client reached it on, if
+     that is of the peer's family — IPv4 for SOCKS4, else the expected
+     peer's; otherwise of an address of the peer's family that reaches it:
+     loopback for a loopback peer, the routing table's source address
+     otherwise) and sends the first reply with the address to connect to
+     (C{advertise} when set).
+  3. A connection from a host other than the expected one, or one the policy
+     refuses (it decides C{bind} again for the incoming peer), is closed and
+     logged, and the wait goes on.  The first accepted connection closes the
+     listening port, gets the second reply (with the peer's address) and is
+     relayed as CONNECT is: back-pressure and half-close.
+  4. C{bind-timeout} without an accepted connection ends the wait with a
+     failure reply (SOCKS5 0x06, SOCKS4 91).  A client that closes, or sends
+     its FIN, before a peer connects ends the wait too.
 """
 
 from __future__ import annotations
