@@ -23,6 +23,9 @@ RESTART = "restart: a reload keeps the running value (a warning says so for list
 NEW_CONNECTIONS = "reload: applies to connections accepted after it"
 NEW_REQUESTS = "reload: decides requests from then on, and the open UDP associations' datagrams"
 CHECKED = "reload: checked at every load and reload; a failing one refuses the file"
+UPSTREAM_RELOAD = (
+    "reload: sessions started after it use the new value; each server's up or down state is kept"
+)
 
 
 class _Marker:
@@ -419,6 +422,87 @@ RULE = Table(
     ),
 )
 
+UPSTREAM = Table(
+    "upstream",
+    True,
+    "Chaining: another SOCKS server that sessions routed via it (a rule's via) go through.",
+    "chaining",
+    (
+        Key(
+            "name",
+            "string",
+            REQUIRED,
+            UPSTREAM_RELOAD,
+            "The name rules give in via.",
+            '"corp"',
+            'servers = ["socks5h://127.0.0.1:1081"]',
+        ),
+        Key(
+            "servers",
+            "list of strings",
+            REQUIRED,
+            UPSTREAM_RELOAD,
+            "Server URLs (socks5://, socks5h://: names unresolved, socks4://, socks4a://), tried in order.",
+            '["socks5h://proxy1.example:1080", "socks5h://proxy2.example:1080"]',
+            'name = "corp"',
+        ),
+        Key(
+            "username",
+            "string",
+            "",
+            UPSTREAM_RELOAD,
+            "The user name given to the servers (RFC 1929; SOCKS4: the USERID).",
+            '"gateway"',
+            'name = "corp"\nservers = ["socks5h://127.0.0.1:1081"]',
+        ),
+        Key(
+            "password",
+            "string",
+            "",
+            UPSTREAM_RELOAD,
+            "The password given with username; never logged.",
+            '"s3cret"',
+            'name = "corp"\nservers = ["socks5h://127.0.0.1:1081"]\nusername = "gateway"',
+        ),
+        Key(
+            "password-file",
+            "string",
+            "",
+            UPSTREAM_RELOAD,
+            "A file whose first line is the password (read before the privilege drop), instead of password.",
+            '"corp.secret"',
+            'name = "corp"\nservers = ["socks5h://127.0.0.1:1081"]\nusername = "gateway"',
+        ),
+        Key(
+            "tls",
+            "boolean",
+            False,
+            UPSTREAM_RELOAD,
+            "Reach the servers over TLS, their names checked against their certificates (service_identity).",
+            "true",
+            'name = "corp"\nservers = ["socks5h://127.0.0.1:1081"]',
+        ),
+        Key(
+            "ca-file",
+            "string",
+            "",
+            UPSTREAM_RELOAD,
+            'PEM certificates of the authorities trusted for the servers (with tls); "": the system\'s.',
+            '"corp-ca.pem"',
+            'name = "corp"\nservers = ["socks5h://127.0.0.1:1081"]\ntls = true',
+        ),
+        Key(
+            "down-period",
+            "number",
+            30.0,
+            UPSTREAM_RELOAD,
+            "Seconds a failed server is left alone at first (doubling, to 5 minutes or this if longer).",
+            "60.0",
+            'name = "corp"\nservers = ["socks5h://127.0.0.1:1081"]',
+        ),
+    ),
+)
+
 EXPECT = Table(
     "expect",
     True,
@@ -459,7 +543,7 @@ EXPECT = Table(
 )
 
 #: Every table, in the order the reference lists them.
-TABLES = (SERVER, AUTH, LOG, RULE, EXPECT)
+TABLES = (SERVER, AUTH, LOG, RULE, UPSTREAM, EXPECT)
 
 
 def table(name: str) -> Table:
@@ -480,6 +564,8 @@ def tomlValue(value: Any) -> str:
     """
     if isinstance(value, _Marker):
         return str(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, tuple):

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from twisted.logger import Logger
 
 from ._tablecheck import ConfigError, TableChecker, positive
+from .configschema import UPSTREAM
 from .privileges import readAdvice
 
 __all__ = [
@@ -47,12 +48,10 @@ log = Logger(namespace="socksgate.upstream")
 SCHEMES = ("socks5", "socks5h", "socks4", "socks4a")
 
 #: Seconds a failed server is left alone first.
-DEFAULT_DOWN_PERIOD = 30.0
+DEFAULT_DOWN_PERIOD: float = UPSTREAM.default("down-period")
 
 #: The longest a server is left alone (unless the down period is longer).
 MAX_DOWN_PERIOD = 300.0
-
-_KEYS = {"name", "servers", "username", "password", "password-file", "tls", "ca-file", "down-period"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +169,7 @@ def parseUpstream(checker: TableChecker) -> UpstreamConfig:
     @raise ConfigError: a key is unknown, a value is wrong or a file cannot
         be read.
     """
-    checker.checkKeys(_KEYS)
+    checker.checkKeys(UPSTREAM.names)
     name = checker.get("name", str, "", lambda value: None if value else "must not be empty")
     if not name:
         raise checker.error(None, 'has no name: give name = "..."')
@@ -214,7 +213,7 @@ def parseUpstream(checker: TableChecker) -> UpstreamConfig:
         tls=tls,
         caFile=caFile,
         caData=caData,
-        downPeriod=checker.get("down-period", float, DEFAULT_DOWN_PERIOD, positive),
+        downPeriod=checker.get("down-period", float, UPSTREAM.default("down-period"), positive),
         line=checker.line,
     )
 

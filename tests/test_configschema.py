@@ -6,6 +6,7 @@ defaults, and every example in it loads.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from typing import Any
 
@@ -22,13 +23,16 @@ EVERY_TABLE = """
 [log]
 [[rule]]
 action = "permit"
+[[upstream]]
+name = "corp"
+servers = ["socks5h://127.0.0.1:1081"]
 [[expect]]
 client = "127.0.0.1"
 destination = "127.0.0.1:80"
 result = "permit"
 """
 
-_KINDS = {str: "string", float: "number", int: "integer", list: "list"}
+_KINDS = {str: "string", float: "number", int: "integer", list: "list", bool: "boolean"}
 
 
 class _RecordingValues(dict[str, Any]):
@@ -164,8 +168,17 @@ class SchemaExampleTests(SynchronousTestCase):
 
     def test_examplesLoad(self) -> None:
         """
-        Every key's example (with its context lines) loads in its table.
+        Every key's example (with its context lines) loads in its table
+        (in a directory that holds the files the examples name).
         """
+        directory = self.mktemp()
+        os.makedirs(directory)
+        with open(os.path.join(directory, "corp.secret"), "w") as secret:
+            secret.write("s3cret\n")
+        with open(os.path.join(directory, "corp-ca.pem"), "w") as authority:
+            authority.write("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(directory)
         for known in TABLES:
             for key in known.keys:
                 body = f"{key.name} = {key.example}\n" + (key.context + "\n" if key.context else "")

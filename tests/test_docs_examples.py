@@ -11,7 +11,8 @@ What the tests understand in a page:
     TOML.  A block of C{[[route]]} tables is a client routing table: it
     must load with L{socksgate.client.routing.parseRoutes}.  An htpasswd
     file a block names (C{checker = "htpasswd:PATH"}) is provided, empty,
-    for the load.
+    for the load; so are an upstream's C{password-file} (a password) and
+    C{ca-file} (a PEM block).
   - A line of a shell block (C{```sh}, C{```text} or a bare C{```}) that
     starts with C{socksgate check -c FILE} is run, FILE being the last
     whole configuration file shown above it on the same page; the file
@@ -44,6 +45,7 @@ DOCS = os.path.join(ROOT, "docs")
 _FENCE = re.compile(r"^( *)```(\w*)[^\n]*\n(.*?)^\1```", re.MULTILINE | re.DOTALL)
 _HTPASSWD = re.compile(r'htpasswd:([^"]+)"')
 _PASSWORD_FILE = re.compile(r'^password-file = "([^"/]+)"', re.MULTILINE)
+_UPSTREAM_FILE = re.compile(r'^(password-file|ca-file) = "(/[^"]+)"', re.MULTILINE)
 _PLACEHOLDER = re.compile(r"^[A-Z][A-Z0-9_:]+$")
 
 
@@ -113,6 +115,11 @@ class DocsExamplesTests(SynchronousTestCase):
             provided = self.mktemp()
             open(provided, "w").close()
             text = text.replace(f"htpasswd:{path}", f"htpasswd:{provided}")
+        for key, path in set(_UPSTREAM_FILE.findall(text)):
+            provided = self.mktemp()
+            with open(provided, "w") as stream:
+                stream.write("s3cret\n" if key == "password-file" else "-----BEGIN CERTIFICATE-----\n")
+            text = text.replace(f'{key} = "{path}"', f'{key} = "{provided}"')
         try:
             parseConfig(text, block.where)
         except ConfigError as error:

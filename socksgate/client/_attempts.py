@@ -1,7 +1,7 @@
 """
 Cancellable handshakes: L{runCancellable} runs one attempt (a coroutine
 that connects to a proxy and talks to it) behind a L{Deferred} whose
-cancellation always fails with L{CancelledError}, even when the proxy
+cancellation always fails with L{twisted.internet.defer.CancelledError}, even when the proxy
 endpoint's own attempt cannot be stopped, and gets rid of a result that
 arrives after the cancellation.
 """
@@ -40,7 +40,7 @@ def runCancellable(
     @param discard: called with a result that arrives once the caller has
         cancelled, to close what it holds.
     @return: a L{Deferred} with C{body}'s result or failure; once it is
-        cancelled it fails with L{CancelledError}.
+        cancelled it fails with L{twisted.internet.defer.CancelledError}.
     """
     attempt = Attempt()
     inner = Deferred.fromCoroutine(body(attempt))

@@ -219,7 +219,7 @@ class SOCKS5BindEndpoint(_BindEndpoint):
         password: str | bytes | None = None,
     ) -> None:
         """
-        @param proxyEndpoint: an L{IStreamClientEndpoint} that reaches the
+        @param proxyEndpoint: an L{twisted.internet.interfaces.IStreamClientEndpoint} that reaches the
             SOCKS server.
         @param host: DST.ADDR, the peer expected to connect: an address, a
             name, or all zeros (C{"0.0.0.0"}, C{"::"}) for any host, where
@@ -243,7 +243,7 @@ class SOCKS4BindEndpoint(_BindEndpoint):
         self, proxyEndpoint: Any, host: str | bytes, port: int = 0, *, userid: str | bytes = ""
     ) -> None:
         """
-        @param proxyEndpoint: an L{IStreamClientEndpoint} that reaches the
+        @param proxyEndpoint: an L{twisted.internet.interfaces.IStreamClientEndpoint} that reaches the
             SOCKS server.
         @param host: DSTIP, the peer expected to connect (the SOCKS4
             document: the application server of the primary connection).

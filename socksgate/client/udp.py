@@ -227,7 +227,7 @@ class SOCKS5UDPClient:
             came; or fails with a L{socksgate.client.errors.SOCKSError},
             the proxy endpoint's error, a L{ConnectError} for a relay of
             another address family than the socket, or (cancelled at any
-            stage) L{CancelledError}.
+            stage) L{twisted.internet.defer.CancelledError}.
         """
         return runCancellable(lambda attempt: self._associate(protocol, attempt), _end)
 
