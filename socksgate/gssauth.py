@@ -32,6 +32,7 @@ __all__ = [
     "GSSAPIServerNegotiation",
     "GSSAPIUnavailable",
     "NegotiatedContext",
+    "agreeLevel",
     "describeGSSError",
     "gssapiAvailable",
     "importGSSAPI",
@@ -173,6 +174,7 @@ class NegotiatedContext:
         the SOCKS request, protected or not).
     @ivar nec: whether the client used the NEC exchange (a bare level
         octet, not wrapped).
+    @ivar requested: the level the client asked for (see L{agreeLevel}).
     """
 
     principal: str
@@ -180,13 +182,17 @@ class NegotiatedContext:
     context: Any
     trailing: bytes
     nec: bool
+    requested: ProtectionLevel | None = None
 
 
 class GSSAPIServerNegotiation:
     """
     One client's RFC 1961 sections 3 and 4: context tokens are accepted
-    until the context is complete, then the client's level is agreed to if
-    the gateway accepts it (as Dante does: no other level is offered back).
+    until the context is complete, then the client's level message is
+    answered with the level the gateway agrees to.
+
+    The answer is L{agreeLevel}'s: the client's level if the gateway
+    accepts it, else the strongest level the gateway accepts.
 
     A one-octet level message is the NEC exchange (curl's
     C{--socks5-gssapi-nec}): a wrapped token is never one octet long, so it
@@ -229,6 +235,7 @@ class GSSAPIServerNegotiation:
                         self._context,
                         codec.takeTrailingData(),
                         self._nec,
+                        self._requested,
                     )
                     return b"".join(out), done
         except RemoteProtocolError as error:
@@ -240,8 +247,8 @@ class GSSAPIServerNegotiation:
 
     def _agree(self, token: bytes, codec: GSSAPIServerConnection) -> bytes:
         """
-        Read the client's level, refuse one the gateway does not accept,
-        and answer with it.
+        Read the client's level and answer with the one the gateway agrees
+        to (L{agreeLevel}), in the form the client used.
         """
         self._nec = len(token) == 1
         if self._nec:
@@ -252,16 +259,35 @@ class GSSAPIServerNegotiation:
         if len(level) != 1:
             raise _Refused(f"a protection-level message of {len(level)} octets")
         try:
-            self._level = ProtectionLevel(level[0])
+            self._requested = ProtectionLevel(level[0])
         except ValueError:
             raise _Refused(f"unknown protection level {level[0]}") from None
-        if self._level not in self._acceptor.levels:
-            accepted = ", ".join(
-                sorted(name for name, value in LEVEL_NAMES.items() if value in self._acceptor.levels)
-            )
-            raise _Refused(f"the client asks for protection {self._level.name.lower()}; accepted: {accepted}")
-        answer = level if self._nec else self._context.wrap(level, False).message
+        self._level = agreeLevel(self._requested, self._acceptor.levels)
+        answer = bytes([self._level])
+        if not self._nec:
+            answer = self._context.wrap(answer, False).message
         return codec.sendProtection(answer)
+
+
+def agreeLevel(requested: ProtectionLevel, accepted: Iterable[ProtectionLevel]) -> ProtectionLevel:
+    """
+    The level the gateway answers a client's level message with (RFC 1961
+    section 4: the server "returns the security context protection level
+    which it agrees to - which may or may not take the client's request
+    into account").
+
+    @param requested: the client's level.
+    @param accepted: C{[auth] gssapi-protection}, never empty.
+    @return: C{requested} if it is accepted, else the strongest accepted
+        level (confidentiality, then integrity, then none).  Level 3
+        (selective) is never accepted.  curl 8 asks for confidentiality
+        and can relay only at none, so a gateway for curl accepts only
+        C{none}.
+    """
+    levels = set(accepted) - {ProtectionLevel.SELECTIVE}
+    if requested in levels:
+        return requested
+    return max(levels)
 
 
 class _Refused(Exception):

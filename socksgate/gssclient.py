@@ -25,7 +25,7 @@ from .gssauth import GSSAPINegotiationFailed, describeGSSError, importGSSAPI, se
 from .gssstream import MessageProtection
 from .wire import GSSAPIClientConnection, GSSAPIState, ProtectionLevel, RemoteProtocolError
 
-__all__ = ["ClientNegotiated", "GSSAPIClientNegotiator", "initiatorContext"]
+__all__ = ["ClientNegotiated", "GSSAPIClientNegotiator", "ProtectionLevelRefused", "initiatorContext"]
 
 
 def initiatorContext(service: str, ccache: str = "") -> Any:
@@ -51,6 +51,23 @@ def initiatorContext(service: str, ccache: str = "") -> Any:
         | flags.replay_detection
         | flags.out_of_sequence_detection,
     )
+
+
+class ProtectionLevelRefused(GSSAPINegotiationFailed):
+    """
+    The server agreed to another protection level than the client asked
+    for, and the client does not take it (nothing was written; the caller
+    closes the connection).
+
+    @ivar asked: the level asked for.
+    @ivar agreed: the server's level (its octets if it is no known level).
+    """
+
+    def __init__(self, asked: ProtectionLevel, agreed: ProtectionLevel | bytes) -> None:
+        name = agreed.name.lower() if isinstance(agreed, ProtectionLevel) else repr(agreed)
+        super().__init__(f"the gateway agreed to protection {name}, not {asked.name.lower()}", b"")
+        self.asked = asked
+        self.agreed = agreed
 
 
 @dataclass(frozen=True)
@@ -169,12 +186,25 @@ class GSSAPIClientNegotiator:
             self._fail(f"the server's level message failed its check: {error}", self._codec.abort())
             return
         if level != bytes([self._level]):
-            self._fail(f"the server answered level {level!r}, not {self._level.name.lower()}", b"")
+            self._refused(level)
             return
         protection = None
         if self._level is not ProtectionLevel.NONE:
             protection = MessageProtection(self._context, self._level)
         self.done.callback(ClientNegotiated(self._level, protection, self._codec.takeTrailingData()))
+
+    def _refused(self, level: bytes) -> None:
+        """
+        The server agreed to another level than the one asked for (RFC 1961
+        lets it): the client does not take it, and closes.
+        """
+        if self.done.called:
+            return
+        try:
+            agreed: ProtectionLevel | bytes = ProtectionLevel(level[0]) if len(level) == 1 else level
+        except ValueError:
+            agreed = level
+        self.done.errback(ProtectionLevelRefused(self._level, agreed))
 
     def _fail(self, why: str, reply: bytes) -> None:
         if self.done.called:

@@ -15,11 +15,15 @@ import sys
 from twisted.internet import reactor
 from twisted.internet.protocol import ClientFactory
 from twisted.internet.utils import getProcessOutputAndValue
+from twisted.logger import formatEvent, globalLogPublisher
+from twisted.trial.unittest import TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 from twisted.web.static import Data
 
 from socksgate.config import parseConfig
+from socksgate.gssauth import agreeLevel
+from socksgate.gssclient import ProtectionLevelRefused
 from socksgate.testing import startEchoServer, startGateway, startSinkServer
 from socksgate.wire import ProtectionLevel
 
@@ -80,18 +84,6 @@ class GSSAPITestCase(LoopbackTestCase):
         )
         return startGateway(self, config=parseConfig(text, "gssapi.toml"))
 
-    async def curl(self, port: int, webPort: int, *options: str) -> tuple[bytes, bytes, int]:
-        """
-        Fetch the web server's file with curl through the gateway at
-        C{localhost:port} with GSS-API, as C{alice}.
-        """
-        return await getProcessOutputAndValue(
-            "curl",
-            ["--silent", "--show-error", "--max-time", "20", "--socks5-hostname", f"localhost:{port}",
-             *options, f"http://localhost:{webPort}/file"],
-            env=dict(self.realm.env, ALL_PROXY="", NO_PROXY=""),
-        )  # fmt: skip
-
     async def client(
         self,
         port: int,
@@ -122,50 +114,83 @@ class GSSAPITestCase(LoopbackTestCase):
         return await client.ended
 
 
-def _curlMajorVersion() -> int:
+#: The oldest curl checked to finish a SOCKS5 GSS-API handshake: curl 7
+#: (Debian 12 has 7.88.1) and 8.14 (its backport) cannot, with any server:
+#: their SOCKS code sets C{allow_gssapi} only in the call that sends the
+#: greeting, so a method selection read in a later call fails with "SOCKS5
+#: GSSAPI per-message authentication is not supported", and one read in the
+#: same call falls through, once the negotiation succeeded, to
+#: "Undocumented SOCKS5 mode attempted to be used by server".
+CURL_MINIMUM = (8, 21)
+
+_BUILD_CURL = "bash .ci/build-curl, then SOCKSGATE_GSSAPI_CURL=$PWD/.ci/curl/bin/curl"
+
+
+def findCurl(environ: dict[str, str] | None = None) -> tuple[str, str | None]:
     """
-    The major version of the curl on C{PATH} (0 when there is none).
+    The curl the curl tests run: C{SOCKSGATE_GSSAPI_CURL} (what C{.ci/run}
+    builds), else the curl on C{PATH} if it is at least L{CURL_MINIMUM}
+    and has GSS-API.
+
+    @return: the program, and why the tests are skipped (else L{None}).
     """
+    environ = os.environ if environ is None else environ
+    program = environ.get("SOCKSGATE_GSSAPI_CURL") or "curl"
     try:
-        output = subprocess.run(["curl", "--version"], capture_output=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return 0
-    return int(output.split()[1].split(b".")[0])
+        output = subprocess.run([program, "--version"], capture_output=True, check=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError) as error:
+        return program, f"no curl to run ({program}: {error}); build one: {_BUILD_CURL}"
+    words = output.split()
+    version = tuple(int(part) for part in words[1].split(b".")[:2] if part.isdigit())
+    if b"GSS-API" not in output:
+        return program, f"{program} has no GSS-API; build one: {_BUILD_CURL}"
+    if version < CURL_MINIMUM:
+        found = words[1].decode()
+        return program, (
+            f"curl {found} cannot finish a SOCKS5 GSS-API handshake (see CURL_MINIMUM); "
+            f"build one: {_BUILD_CURL}"
+        )
+    return program, None
 
 
-#: curl 7 (Debian 12 has 7.88.1) cannot finish a SOCKS5 GSS-API handshake
-#: with any server: its non-blocking SOCKS code sets C{allow_gssapi} only in
-#: the call that sends the greeting, so a method selection read in a later
-#: call fails with "SOCKS5 GSSAPI per-message authentication is not
-#: supported", and one read in the same call falls through, once the
-#: negotiation succeeded, to "Undocumented SOCKS5 mode attempted to be used
-#: by server".  L{NoProtectionTests} send what curl sends instead.
-CURL_CANNOT_GSSAPI = (
-    "curl 7 cannot finish a SOCKS5 GSS-API handshake (see CURL_CANNOT_GSSAPI)"
-    if _curlMajorVersion() < 8
-    else None
-)
+CURL, CURL_SKIP = findCurl()
 
 
 class CurlTests(GSSAPITestCase):
     """
-    curl authenticates with GSS-API, and relays only without per-message
-    protection (level 0, C{none}).
+    curl (8.21) authenticates with GSS-API and asks for confidentiality
+    (the strongest level its context offers), but relays only without
+    per-message protection: a gateway for curl accepts only C{none} and
+    answers curl's request with it (RFC 1961 lets the server choose).
     """
 
-    if CURL_CANNOT_GSSAPI and not UNAVAILABLE:
-        skip = CURL_CANNOT_GSSAPI
+    if CURL_SKIP and not UNAVAILABLE:
+        skip = CURL_SKIP
 
-    async def test_curlGSSAPI(self) -> None:
+    async def curl(self, port: int, webPort: int, *options: str) -> tuple[bytes, bytes, int]:
         """
-        C{curl --socks5-gssapi} fetches a file intact through a gateway
-        that accepts C{none}; the record names alice's principal and
-        C{gssapi}.
+        Fetch the web server's file (or from C{webPort}) with curl through
+        the gateway at C{localhost:port} with GSS-API, as C{alice}.
+        """
+        return await getProcessOutputAndValue(
+            CURL,
+            ["--silent", "--show-error", "--max-time", "20", "--socks5-hostname", f"localhost:{port}",
+             *options, f"http://localhost:{webPort}/file"],
+            env=dict(self.realm.env, ALL_PROXY="", NO_PROXY=""),
+        )  # fmt: skip
+
+    async def fetch(self, *options: str) -> None:
+        """
+        curl fetches the file intact through a gateway that accepts only
+        C{none}; the record names alice's principal and C{gssapi}, and the
+        gateway logs that it agreed to none where curl asked for
+        confidentiality.
         """
         webPort = startFileServer(self)
         gateway = self.gateway(["none"])
         records = collectSessions(self)
-        out, err, code = await self.curl(gateway.port, webPort, "--socks5-gssapi")
+        agreed = collectLog(self, "GSS-API: ")
+        out, err, code = await self.curl(gateway.port, webPort, "--socks5-gssapi", *options)
         self.assertEqual((code, err), (0, b""))
         self.assertEqual(hashlib.sha256(out).hexdigest(), hashlib.sha256(CONTENT).hexdigest())
         await gateway.sessions.whenEmpty()
@@ -173,41 +198,95 @@ class CurlTests(GSSAPITestCase):
             [(r["outcome"], r["auth"], r["user"], r["reply"]) for r in records],
             [("closed", "gssapi", f"alice@{REALM}", 0)],
         )
+        self.assertEqual(
+            agreed,
+            [f"GSS-API: alice@{REALM} asked for protection confidentiality; the gateway agreed to none"],
+        )
+
+    async def test_curlGSSAPI(self) -> None:
+        """
+        C{curl --socks5-gssapi}: the level messages wrapped (RFC 1961).
+        """
+        await self.fetch()
 
     async def test_curlGSSAPINEC(self) -> None:
         """
-        C{curl --socks5-gssapi-nec}, whose level message is a bare octet
-        (the NEC exchange), fetches the file intact too.
+        C{curl --socks5-gssapi --socks5-gssapi-nec}: the level messages as
+        bare octets (the NEC exchange).
         """
-        webPort = startFileServer(self)
-        gateway = self.gateway(["none"])
-        records = collectSessions(self)
-        out, err, code = await self.curl(gateway.port, webPort, "--socks5-gssapi", "--socks5-gssapi-nec")
-        self.assertEqual((code, err), (0, b""))
-        self.assertEqual(hashlib.sha256(out).digest(), hashlib.sha256(CONTENT).digest())
-        await gateway.sessions.whenEmpty()
-        self.assertEqual([(r["outcome"], r["user"]) for r in records], [("closed", f"alice@{REALM}")])
+        await self.fetch("--socks5-gssapi-nec")
 
-    async def test_curlRefusedWithoutNone(self) -> None:
+    async def test_curlCannotRelayProtected(self) -> None:
         """
-        With C{none} not accepted (the default levels), curl's level 0 is
-        refused with the abort message: curl fails, the gateway writes a
-        C{denied} record saying why, and logs no error.
+        With C{none} not accepted (the default levels), the gateway agrees
+        to the confidentiality curl asks for, and curl fails ("SOCKS5
+        GSS-API protection not yet implemented"), in both forms, but only
+        after sending its request in clear: the gateway refuses that
+        request as not protected, relays nothing, and the record says so.
         """
-        webPort = startFileServer(self)
+        sink = startSinkServer(self)
         gateway = self.gateway(["integrity", "confidentiality"])
         records = collectSessions(self)
         for options in (["--socks5-gssapi"], ["--socks5-gssapi", "--socks5-gssapi-nec"]):
-            out, err, code = await self.curl(gateway.port, webPort, *options)
-            self.assertNotEqual(code, 0)
-            self.assertEqual(out, b"")
+            out, err, code = await self.curl(gateway.port, sink.port, *options)
+            self.assertEqual((out, code), (b"", 97))
+            self.assertIn(b"SOCKS5 GSS-API protection not yet implemented", err)
         await gateway.sessions.whenEmpty()
+        self.assertEqual(sink.connections, [])
         self.assertEqual(
-            [(r["outcome"], r["auth"], r["user"], r["reply"]) for r in records],
-            [("denied", "gssapi", None, 255)] * 2,
+            [(r["outcome"], r["auth"], r["user"], r["reply"], r["message"]) for r in records],
+            [("error", "gssapi", f"alice@{REALM}", None, CLEAR_REQUEST)] * 2,
         )
-        for record in records:
-            self.assertIn("asks for protection none; accepted: confidentiality, integrity", record["message"])
+
+
+#: What the gateway says of a SOCKS5 request in clear where it must be sealed.
+CLEAR_REQUEST = "GSS-API protection failed: GSS-API message version 5, not 1"
+
+
+def collectLog(testCase: LoopbackTestCase, prefix: str) -> list[str]:
+    """
+    Collect the text of the log events, emitted while the test runs, that
+    start with C{prefix}.
+    """
+    texts: list[str] = []
+
+    def observer(event: dict) -> None:
+        text = formatEvent(event)
+        if text.startswith(prefix):
+            texts.append(text)
+
+    globalLogPublisher.addObserver(observer)
+    testCase.addCleanup(globalLogPublisher.removeObserver, observer)
+    return texts
+
+
+class AgreeLevelTests(TestCase):
+    """
+    The level the gateway answers a client's level message with.
+    """
+
+    def test_accepted(self) -> None:
+        """
+        A level the gateway accepts is agreed to as asked.
+        """
+        for level in (ProtectionLevel.NONE, ProtectionLevel.INTEGRITY, ProtectionLevel.CONFIDENTIALITY):
+            self.assertIs(agreeLevel(level, set(ProtectionLevel) - {ProtectionLevel.SELECTIVE}), level)
+
+    def test_strongestAccepted(self) -> None:
+        """
+        Any other level is answered with the strongest level accepted:
+        curl's confidentiality with none, when only none is accepted; none
+        with confidentiality; selective (never accepted) likewise.
+        """
+        none, integrity, confidentiality = (
+            ProtectionLevel.NONE,
+            ProtectionLevel.INTEGRITY,
+            ProtectionLevel.CONFIDENTIALITY,
+        )
+        self.assertIs(agreeLevel(confidentiality, {none}), none)
+        self.assertIs(agreeLevel(confidentiality, {none, integrity}), integrity)
+        self.assertIs(agreeLevel(none, {integrity, confidentiality}), confidentiality)
+        self.assertIs(agreeLevel(ProtectionLevel.SELECTIVE, {none, integrity}), integrity)
 
 
 class NoProtectionTests(GSSAPITestCase):
@@ -252,23 +331,29 @@ class NoProtectionTests(GSSAPITestCase):
 
     async def test_noneNotAccepted(self) -> None:
         """
-        With C{none} not accepted (the default levels), level 0 is refused
-        in both forms with the abort message and a C{denied} record that
-        says why; no error is logged.
+        With C{none} not accepted (the default levels), level 0 is answered
+        in both forms with the strongest level accepted, confidentiality;
+        socksgate's client does not take it and closes, so nothing is
+        relayed and the record says the client closed during the handshake.
         """
         gateway = self.gateway(["integrity", "confidentiality"])
+        sink = startSinkServer(self)
         records = collectSessions(self)
         for nec in (False, True):
-            client = await self.client(gateway.port, ProtectionLevel.NONE, payload=b"x", nec=nec)
-            self.assertIn("refused", str(client.failure))
+            client = await self.client(
+                gateway.port, ProtectionLevel.NONE, payload=b"x", destination=sink.port, nec=nec
+            )
+            self.assertIsInstance(client.failure, ProtectionLevelRefused)
+            self.assertEqual(
+                str(client.failure), "the gateway agreed to protection confidentiality, not none"
+            )
             self.assertIsNone(client.reply)
         await gateway.sessions.whenEmpty()
+        self.assertEqual(sink.connections, [])
         self.assertEqual(
-            [(r["outcome"], r["auth"], r["user"], r["reply"]) for r in records],
-            [("denied", "gssapi", None, 255)] * 2,
+            [(r["outcome"], r["auth"], r["user"], r["message"]) for r in records],
+            [("error", "gssapi", f"alice@{REALM}", "client closed during the handshake")] * 2,
         )
-        for record in records:
-            self.assertIn("asks for protection none; accepted: confidentiality, integrity", record["message"])
 
 
 class ClientTests(GSSAPITestCase):
@@ -322,18 +407,21 @@ class ClientTests(GSSAPITestCase):
 
     async def test_levelNotAccepted(self) -> None:
         """
-        A level the gateway does not accept is refused with the abort
-        message, and nothing is relayed.
+        A level the gateway does not accept is answered with the strongest
+        level it accepts; the client refuses that one, and nothing is
+        relayed.
         """
-        gateway = self.gateway(["confidentiality"])
+        gateway = self.gateway(["none", "integrity"])
         sink = startSinkServer(self)
         records = collectSessions(self)
-        client = await self.client(gateway.port, ProtectionLevel.INTEGRITY, destination=sink.port)
-        self.assertIn("refused", str(client.failure))
+        client = await self.client(gateway.port, ProtectionLevel.CONFIDENTIALITY, destination=sink.port)
+        self.assertEqual(
+            str(client.failure), "the gateway agreed to protection integrity, not confidentiality"
+        )
         self.assertIsNone(client.reply)
         self.assertEqual(sink.connections, [])
         await gateway.sessions.whenEmpty()
-        self.assertEqual([(r["outcome"], r["reply"]) for r in records], [("denied", 255)])
+        self.assertEqual([(r["outcome"], r["reply"]) for r in records], [("error", None)])
 
     async def test_principalDenied(self) -> None:
         """

@@ -7,6 +7,13 @@ C{socks4:}) are Twisted endpoint plugins.
 """
 
 from .endpoints import SOCKS4aClientEndpoint, SOCKS4ClientEndpoint, SOCKS5ClientEndpoint
+from .gssapiauth import GSSAPIClientOptions
 from .protocol import SOCKSClientProtocol
 
-__all__ = ["SOCKS4ClientEndpoint", "SOCKS4aClientEndpoint", "SOCKS5ClientEndpoint", "SOCKSClientProtocol"]
+__all__ = [
+    "GSSAPIClientOptions",
+    "SOCKS4ClientEndpoint",
+    "SOCKS4aClientEndpoint",
+    "SOCKS5ClientEndpoint",
+    "SOCKSClientProtocol",
+]

@@ -33,6 +33,7 @@ from zope.interface import implementer
 
 from ..wire import Command, Host, SOCKS4Request, SOCKS5Request, UsernamePasswordRequest, encodeHostname
 from ._attempts import Attempt, runCancellable
+from .gssapiauth import GSSAPIClientOptions
 from .protocol import SOCKSClientProtocol
 
 __all__ = ["SOCKS4ClientEndpoint", "SOCKS4aClientEndpoint", "SOCKS5ClientEndpoint"]
@@ -160,7 +161,7 @@ class _SOCKSClientEndpoint:
     async def _request(self) -> SOCKS4Request | SOCKS5Request:
         raise NotImplementedError()
 
-    def _credentials(self) -> UsernamePasswordRequest | None:
+    def _credentials(self) -> UsernamePasswordRequest | GSSAPIClientOptions | None:
         return None
 
 
@@ -168,7 +169,7 @@ class _SOCKSClientEndpoint:
 class SOCKS5ClientEndpoint(_SOCKSClientEndpoint):
     """
     CONNECT through a SOCKS5 server, a name sent unresolved (ATYP 3), with
-    RFC 1929 username/password when given.
+    RFC 1929 username/password or GSS-API (RFC 1961) when given.
     """
 
     def __init__(
@@ -179,6 +180,7 @@ class SOCKS5ClientEndpoint(_SOCKSClientEndpoint):
         *,
         username: str | bytes | None = None,
         password: str | bytes | None = None,
+        gssapi: GSSAPIClientOptions | None = None,
     ) -> None:
         """
         @param proxyEndpoint: reaches the SOCKS server.
@@ -188,9 +190,15 @@ class SOCKS5ClientEndpoint(_SOCKSClientEndpoint):
         @param username: the RFC 1929 user name; with it, the greeting
             offers username/password as well as no authentication.
         @param password: the RFC 1929 password (empty if not given).
+        @param gssapi: authenticate with GSS-API (Kerberos) instead: the
+            greeting offers GSS-API alone, and at integrity or
+            confidentiality the request, the reply and the relayed stream
+            are sealed.
         """
         super().__init__(proxyEndpoint, host, port)
-        self._login = None
+        self._login: UsernamePasswordRequest | GSSAPIClientOptions | None = gssapi
+        if gssapi is not None and (username is not None or password is not None):
+            raise ValueError("username/password or GSS-API, not both")
         if username is not None:
             self._login = UsernamePasswordRequest(_toBytes(username), _toBytes(password or b""))
             self._login.toBytes()
@@ -200,7 +208,7 @@ class SOCKS5ClientEndpoint(_SOCKSClientEndpoint):
     async def _request(self) -> SOCKS5Request:
         return SOCKS5Request(self._command, self._host, self._port)
 
-    def _credentials(self) -> UsernamePasswordRequest | None:
+    def _credentials(self) -> UsernamePasswordRequest | GSSAPIClientOptions | None:
         return self._login
 
 

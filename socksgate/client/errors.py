@@ -19,6 +19,8 @@ __all__ = [
     "CommandNotSupported",
     "ConnectionNotAllowed",
     "ConnectionRefused",
+    "GSSAPIAuthenticationFailed",
+    "GSSAPIProtectionRefused",
     "GeneralServerFailure",
     "HostUnreachable",
     "IdentdMismatch",
@@ -161,6 +163,31 @@ class AuthenticationFailed(SOCKSError):
     """
 
     MESSAGE = "The SOCKS server refused the user name and password"
+
+
+class GSSAPIAuthenticationFailed(AuthenticationFailed):
+    """
+    The GSS-API negotiation (RFC 1961) failed: the server aborted it (a
+    ticket it does not take, a principal it refuses), or the client's own
+    Kerberos library could not make a token (no ticket, no such service).
+    The message says which.
+    """
+
+    MESSAGE = "The GSS-API authentication with the SOCKS server failed"
+
+
+class GSSAPIProtectionRefused(GSSAPIAuthenticationFailed):
+    """
+    The server agreed to another GSS-API protection level than the one
+    asked for (RFC 1961 lets it choose); the client does not take it.
+
+    @ivar asked: the level asked for.
+    @ivar agreed: the server's level.
+    """
+
+    MESSAGE = "The SOCKS server does not agree to the GSS-API protection asked for"
+    asked: object = None
+    agreed: object = None
 
 
 class MalformedReply(SOCKSError):

@@ -25,6 +25,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import directlyProvides, implementer, providedBy
 
+from ..gssstream import ProtectionFailed
 from ..wire import (
     NEED_DATA,
     Method,
@@ -42,6 +43,7 @@ from ..wire import (
     UsernamePasswordRequest,
 )
 from .errors import AuthenticationFailed, MalformedReply, NoAcceptableMethods, SOCKSError, replyError
+from .gssapiauth import SUBNEGOTIATIONS, GSSAPIClientAuth, GSSAPIClientOptions
 
 __all__ = ["SOCKSClientProtocol"]
 
@@ -85,14 +87,16 @@ class SOCKSClientProtocol(Protocol):
     def __init__(
         self,
         request: SOCKS4Request | SOCKS5Request,
-        credentials: UsernamePasswordRequest | None = None,
+        credentials: UsernamePasswordRequest | GSSAPIClientOptions | None = None,
     ) -> None:
         """
         @param request: what to ask the server for.
         @param credentials: the RFC 1929 user name and password to offer
             (SOCKS5 only); without them only no-authentication is offered.
+            L{GSSAPIClientOptions} offer GSS-API alone (RFC 1961).
         """
-        self.codec = SOCKSClientConnection()
+        self._gssapi = GSSAPIClientAuth(credentials) if isinstance(credentials, GSSAPIClientOptions) else None
+        self.codec = SOCKSClientConnection(SUBNEGOTIATIONS if self._gssapi else None)
         self.application: IProtocol | None = None
         self._request = request
         self._credentials = credentials
@@ -155,8 +159,10 @@ class SOCKSClientProtocol(Protocol):
         if isinstance(self._request, SOCKS4Request):
             self.transport.write(self.codec.send(self._request))
             return
-        methods = (Method.NO_AUTHENTICATION,)
-        if self._credentials is not None:
+        methods: tuple[int, ...] = (Method.NO_AUTHENTICATION,)
+        if self._gssapi is not None:
+            methods = (Method.GSSAPI,)
+        elif self._credentials is not None:
             methods += (Method.USERNAME_PASSWORD,)
         self.transport.write(self.codec.send(SOCKS5Greeting(methods)))
 
@@ -164,11 +170,23 @@ class SOCKSClientProtocol(Protocol):
         """
         Feed the handshake, or pass relayed bytes to the application.
         """
+        if self._gssapi is not None and (self._failure is None or self.application is not None):
+            try:
+                data = self._gssapi.unseal(data)
+            except ProtectionFailed as error:
+                self._fail(MalformedReply(string=f"GSS-API protection failed: {error}"))
+                return
         if self.application is not None:
             self.application.dataReceived(data)
             return
         if self._failure is not None:
             return
+        self._handshakeData(data)
+
+    def _handshakeData(self, data: bytes) -> None:
+        """
+        Feed the server's plaintext to the handshake.
+        """
         try:
             self.codec.receiveData(data)
             while self.application is None and self._failure is None:
@@ -187,7 +205,8 @@ class SOCKSClientProtocol(Protocol):
         """
         trailing = self.codec.takeTrailingData()
         self.application = application
-        application.makeConnection(_ProxiedTransport(self.transport, peer))
+        transport = self._gssapi.wrapTransport(self.transport) if self._gssapi else self.transport
+        application.makeConnection(_ProxiedTransport(transport, peer))
         if trailing:
             application.dataReceived(trailing)
 
@@ -232,10 +251,14 @@ class SOCKSClientProtocol(Protocol):
             if event.method == Method.NO_ACCEPTABLE_METHODS:
                 self._fail(NoAcceptableMethods())
             elif event.method == Method.USERNAME_PASSWORD:
-                assert self._credentials is not None
+                assert isinstance(self._credentials, UsernamePasswordRequest)
                 self.transport.write(self.codec.send(self._credentials))
+            elif event.method == Method.GSSAPI:
+                self._startGSSAPI()
             else:
                 self.transport.write(self.codec.send(self._request))
+        elif isinstance(event, bytes) and self._gssapi is not None:
+            self._gssapi.dataReceived(event)
         elif isinstance(event, UsernamePasswordReply):
             if not event.succeeded:
                 self._fail(AuthenticationFailed(string=f"status {event.status}"))
@@ -247,6 +270,28 @@ class SOCKSClientProtocol(Protocol):
             self._fail(replyError(4, event.code))
         elif isinstance(event, (SOCKS4Reply, SOCKS5Reply)):
             self._deliver(event)
+
+    def _startGSSAPI(self) -> None:
+        """
+        Run the GSS-API negotiation; then send the request (sealed at
+        integrity or confidentiality) and read on.
+        """
+        assert self._gssapi is not None
+        gssapi = self._gssapi
+
+        def negotiated(trailing: bytes) -> None:
+            if self._failure is not None or self._abandoned:
+                return
+            self.codec.finishSubnegotiation()
+            self.transport.write(gssapi.seal(self.codec.send(self._request)))
+            if trailing:
+                self._handshakeData(trailing)
+
+        def failed(failure: Failure) -> None:
+            if self._failure is None:
+                self._fail(failure.value)
+
+        gssapi.start(self.transport.write).addCallbacks(negotiated, failed)
 
     def _deliver(self, reply: Reply) -> None:
         if self._waiting:

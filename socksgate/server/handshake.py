@@ -124,6 +124,13 @@ class Handshake:
             return
         self._gssapi = None
         self._user = self.record.user = done.principal
+        if done.requested is not done.level:
+            self.log.info(
+                "GSS-API: {user} asked for protection {requested}; the gateway agreed to {agreed}",
+                user=done.principal,
+                requested=done.requested.name.lower() if done.requested is not None else None,
+                agreed=done.level.name.lower(),
+            )
         self.codec.gssapiEstablished()
         if done.level is not ProtectionLevel.NONE:
             self._protection = MessageProtection(done.context, done.level)
