@@ -23,7 +23,7 @@ from ._tablecheck import (
     positive,
 )
 from .configschema import AUTH, LOG, SERVER, TABLES
-from .endpoints import endpointProblem
+from .endpoints import endpointProblem, statusEndpoint
 from .gssauth import LEVEL_NAMES, GSSAPIUnavailable, loadAcceptor
 from .policy import LoopbackOnlyPolicy
 from .privileges import readAdvice
@@ -278,7 +278,9 @@ def _parseLog(checker: TableChecker) -> LogConfig:
         rotate=checker.get("rotate", str, defaults.rotate, lambda value: _oneOf(value, ROTATIONS)),
         rotateSize=checker.get("rotate-size", int, defaults.rotateSize, positive),
         keep=checker.get("keep", int, defaults.keep, notNegative),
-        status=checker.get("status", str, defaults.status, lambda value: value and endpointProblem(value)),
+        status=checker.get(
+            "status", str, defaults.status, lambda value: value and endpointProblem(statusEndpoint(value))
+        ),
     )
 
 

@@ -16,7 +16,7 @@ from twisted.internet.testing import MemoryReactor
 
 from .tlsfiles import tlsFilesProblem
 
-__all__ = ["endpointProblem"]
+__all__ = ["endpointProblem", "statusEndpoint"]
 
 _UNKNOWN_KEYWORD = re.compile(r"unexpected keyword argument '([^']+)'")
 _NOT_A_NUMBER = re.compile(r"invalid literal for int\(\) with base 10: ('[^']*')")
@@ -71,3 +71,16 @@ def endpointProblem(description: str) -> str | None:
     if isinstance(port, int) and not 0 <= port <= 65535:
         return f"{description!r}: port {port} is not between 0 and 65535"
     return None
+
+
+def statusEndpoint(description: str) -> str:
+    """
+    The server endpoint description of a status endpoint: a bare port
+    number (C{"9180"}) means that port on loopback only
+    (C{"tcp:9180:interface=127.0.0.1"}); anything else is a Twisted server
+    endpoint description and is used as it is.
+    """
+    description = description.strip()
+    if description.isdigit():
+        return f"tcp:{description}:interface=127.0.0.1"
+    return description

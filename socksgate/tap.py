@@ -18,7 +18,7 @@ import twisted
 from . import __version__
 from .accesslog import AccessLogError, checkAccessLog
 from .config import ConfigError, loadConfig, parseConfig
-from .endpoints import endpointProblem
+from .endpoints import endpointProblem, statusEndpoint
 from .service import buildService
 from .workers import SHAREABLE, WorkersService, sharedDescription
 
@@ -121,7 +121,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         except ConfigError as error:
             raise _refuse(str(error)) from None
         for option, description in [("--listen", item) for item in self["listen"]] + [
-            ("--status", self["status"] or "")
+            ("--status", statusEndpoint(self["status"] or ""))
         ]:
             problem = description and endpointProblem(description)
             if problem:

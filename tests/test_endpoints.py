@@ -10,6 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from socksgate.config import ConfigError, parseConfig
 from socksgate.endpoints import endpointProblem
+from socksgate.tap import Options
 
 
 class EndpointProblemTests(SynchronousTestCase):
@@ -82,3 +83,19 @@ class ConfigTests(SynchronousTestCase):
             "[log] status: 'tcpx:9': unknown endpoint type 'tcpx'", self.problem('[log]\nstatus = "tcpx:9"\n')
         )
         self.assertEqual(parseConfig('[log]\nstatus = ""\n', "x.toml").log.status, "")
+
+    def test_statusBarePort(self) -> None:
+        """
+        A bare port number for C{[log] status} is that port on loopback (as
+        docs/status.md says), so it loads, and it is kept as written.
+        """
+        self.assertEqual(parseConfig('[log]\nstatus = "9180"\n', "x.toml").log.status, "9180")
+
+    def test_statusBarePortOption(self) -> None:
+        """
+        C{twistd socksgate --status 9180} is accepted, as docs/status.md
+        shows it.
+        """
+        options = Options()
+        options.parseOptions(["--status", "9180"])
+        self.assertEqual(options["configuration"].log.status, "9180")

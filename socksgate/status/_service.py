@@ -18,23 +18,11 @@ from twisted.protocols.policies import WrappingFactory
 from twisted.python.failure import Failure
 from twisted.web.server import Request, Site
 
+from ..endpoints import statusEndpoint
 from ._gateway import GatewayStatus
 from ._resources import statusResource
 
 __all__ = ["StatusService", "statusEndpoint"]
-
-
-def statusEndpoint(description: str) -> str:
-    """
-    The server endpoint description of a status endpoint: a bare port
-    number (C{"9180"}) means that port on loopback only
-    (C{"tcp:9180:interface=127.0.0.1"}); anything else is a Twisted server
-    endpoint description and is used as it is.
-    """
-    description = description.strip()
-    if description.isdigit():
-        return f"tcp:{description}:interface=127.0.0.1"
-    return description
 
 
 class _QuietSite(Site):
