@@ -27,7 +27,7 @@ from socksgate.config import ConfigError, parseConfig
 from socksgate.relay import Relay
 from socksgate.splicing import SPLICE_AVAILABLE, SpliceRelay
 from socksgate.status._bandwidth import bandwidthFamilies, bandwidthStates
-from socksgate.testing import startEchoServer, startGateway, startSinkServer
+from socksgate.testing import startEchoServer, startGateway, startSinkServer, startSourceServer
 
 from .helpers import LoopbackTestCase, StreamRelay, connectRaw, socks5Connect
 from .test_udprelay import UDPEcho, UDPPeer, associate, openUDP, toIPv4
@@ -351,9 +351,12 @@ class RelayLimitTests(LoopbackTestCase):
     async def test_echo(self) -> None:
         """
         1 MB through an echo server under a 500 kB/s limit arrives intact;
-        reading paused for tokens both ways, the bytes moved never ran
-        ahead of the limit, and the whole could not take less than the
-        limit allows: (1 MB - one second's burst) / 500 kB/s = 1 s.
+        reading paused for tokens (towards the destination: the echo's
+        answers come back no faster than they left, so whether the other
+        way waits depends on timing; L{test_download} shows it does), the
+        bytes moved never ran ahead of the limit either way, and the whole
+        could not take less than the limit allows: (1 MB - one second's
+        burst) / 500 kB/s = 1 s.
         """
         echo = startEchoServer(self)
         client = await _connected(self.gateway, echo.port)
@@ -366,9 +369,25 @@ class RelayLimitTests(LoopbackTestCase):
         elapsed = await self.watch([relay], lambda: receiving.called)
         self.assertEqual(hashlib.sha256(await receiving).digest(), hashlib.sha256(payload).digest())
         self.assertGreaterEqual(elapsed, 0.95 * (TRANSFER - RATE_BYTES) / RATE_BYTES)
-        buckets = self.buckets()
-        self.assertGreater(buckets.outgoing.waits, 0)
-        self.assertGreater(buckets.incoming.waits, 0)
+        self.assertGreater(self.buckets().outgoing.waits, 0)
+        client.transport.loseConnection()
+        await client.closed
+
+    async def test_download(self) -> None:
+        """
+        1 MB sent by the destination at once arrives intact and no faster
+        than the limit: reading from the destination paused for tokens.
+        """
+        source = startSourceServer(self, TRANSFER)
+        client = await _connected(self.gateway, source.port)
+        [protocol] = self.gateway.sessions.open
+        relay = protocol.session
+        self.assertIsInstance(relay, self.relayClass)
+        receiving = client.receive(TRANSFER)
+        elapsed = await self.watch([relay], lambda: receiving.called)
+        self.assertEqual(len(await receiving), TRANSFER)
+        self.assertGreaterEqual(elapsed, 0.95 * (TRANSFER - RATE_BYTES) / RATE_BYTES)
+        self.assertGreater(self.buckets().incoming.waits, 0)
         client.transport.loseConnection()
         await client.closed
 
