@@ -30,8 +30,8 @@ from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from .client.endpoints import SOCKS4aClientEndpoint, SOCKS4ClientEndpoint, SOCKS5ClientEndpoint
 from .client.errors import AuthenticationFailed, NoAcceptableMethods, SOCKSError
+from .client.urls import endpointFor
 from .interfaces import IRoute
 from .policy import AccessRequest, IPAddress
 from .relay import DestinationProtocol
@@ -155,7 +155,7 @@ class UpstreamRoute:
         text = failure.getErrorMessage() or failure.type.__name__
         if self.upstream.tls:
             if "VerificationError" in text:
-                return f"TLS refused: its certificate is not for {server.host}: {text}"
+                return f"TLS refused: its certificate is not for {server.proxy.host}: {text}"
             if "certificate verify failed" in text:
                 return f"TLS refused: its certificate is not signed by a trusted authority: {text}"
             if "SSL" in text:
@@ -172,26 +172,23 @@ class UpstreamRoute:
             the destination (SOCKS4 and an IPv6 address).
         """
         bindAddress = (str(self.bindHost), 0) if self.bindHost is not None else None
-        proxy: Any = HostnameEndpoint(self.reactor, server.host, server.port, self.timeout, bindAddress)
+        url = server.proxy
+        proxy: Any = HostnameEndpoint(self.reactor, url.host, url.port, self.timeout, bindAddress)
         if self.upstream.tls:
             trustRoot = Certificate.loadPEM(self.upstream.caData) if self.upstream.caData else None
-            proxy = wrapClientTLS(optionsForClientTLS(server.host, trustRoot), proxy)
+            proxy = wrapClientTLS(optionsForClientTLS(url.host, trustRoot), proxy)
         host: str | IPAddress = addresses[0]
-        if server.sendsNames and request.destinationName is not None:
+        version5 = url.scheme.startswith("socks5")
+        if url.scheme in ("socks5h", "socks4a") and request.destinationName is not None:
             host = request.destinationName
-        elif server.version == 4:
+        elif not version5:
             host = next((each for each in addresses if isinstance(each, IPv4Address)), host)
-        if server.version == 5:
-            login = self.upstream.username or None
-            password = self.upstream.password if login is not None else None
-            return SOCKS5ClientEndpoint(proxy, str(host), port, username=login, password=password)
-        if isinstance(host, IPv6Address):
+        if not version5 and isinstance(host, IPv6Address):
             raise RequestRefused(
                 ReplyCode.ADDRESS_TYPE_NOT_SUPPORTED,
                 Outcome.FAILED,
                 f"{server.url} cannot carry an IPv6 address",
             )
-        if isinstance(host, str) or server.scheme == "socks4a":
-            return SOCKS4aClientEndpoint(proxy, str(host), port, userid=self.upstream.username)
-        assert isinstance(host, IPv4Address)
-        return SOCKS4ClientEndpoint(proxy, str(host), port, userid=self.upstream.username)
+        password = self.upstream.password if version5 else None
+        url = url.withCredentials(self.upstream.username or None, password)
+        return endpointFor(self.reactor, url, str(host), port, proxyEndpoint=proxy)
