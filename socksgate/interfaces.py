@@ -44,7 +44,9 @@ class IAccessPolicy(Interface):
 
         @return: the decision, or a L{Deferred} that fires with it.  A
             failure (raised or in the Deferred) refuses the request with
-            the general-failure reply and is logged.
+            the general-failure reply and is logged, except a
+            L{socksgate.vocabulary.RequestRefused}, whose reply is sent
+            (L{socksgate.testing_faults.ReplyCodePolicy} answers so).
         @rtype: L{socksgate.policy.Decision} or L{Deferred}
         """
 

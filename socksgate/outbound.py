@@ -383,9 +383,12 @@ async def _settle(answer: Any, request: AccessRequest) -> Decision:
 
 def _policyFailed(request: AccessRequest) -> RequestRefused:
     """
-    Log the policy's failure, being handled now, and build the refusal.
+    Log the policy's failure, being handled now, and build the refusal; a
+    L{RequestRefused} the policy raised is its chosen reply, not a failure.
     """
     failure = Failure()
+    if isinstance(failure.value, RequestRefused):
+        return failure.value
     log.failure("the access policy failed on {request!r}", failure, request=request)
     return RequestRefused(ReplyCode.GENERAL_FAILURE, "error", f"the access policy failed: {failure.value!r}")
 

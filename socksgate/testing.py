@@ -37,10 +37,14 @@ from .descriptors import guardAgainstDescriptorReuse
 from .interfaces import IAccessPolicy
 from .resolver import StaticResolver
 from .server import SessionTable, SOCKSServerFactory
+from .testing_faults import ClientRecord, Faults, FaultyFactory, ReplyCodePolicy
 from .upstreams import UpstreamTable
 
 __all__ = [
+    "ClientRecord",
     "DestinationServer",
+    "Faults",
+    "ReplyCodePolicy",
     "RunningGateway",
     "StaticResolver",
     "startEchoServer",
@@ -66,12 +70,15 @@ class RunningGateway:
     @ivar host: the address it listens on (C{"127.0.0.1"} or C{"::1"}).
     @ivar port: its port number.
     @ivar factory: its L{SOCKSServerFactory}, to inspect open sessions.
+    @ivar clients: with L{Faults}, a L{ClientRecord} of what each client
+        sent, in the order they connected; else empty.
     """
 
     host: str
     port: int
     factory: SOCKSServerFactory
     listeningPort: IListeningPort
+    clients: list[ClientRecord] = field(default_factory=list)
 
     @property
     def sessions(self) -> SessionTable:
@@ -96,6 +103,7 @@ def startGateway(
     reactor: Any = None,
     interface: str = "127.0.0.1",
     auth: AuthConfig | None = None,
+    faults: Faults | None = None,
 ) -> RunningGateway:
     """
     Start a gateway on an ephemeral port of C{interface}, stopped and with
@@ -115,6 +123,8 @@ def startGateway(
     @param resolver: the resolver for destination names, so a test decides
         what resolves and to what (a L{StaticResolver}, say); the reactor's
         by default.
+    @param faults: what the gateway gets wrong (see L{Faults}), and a
+        record of its clients in L{RunningGateway.clients}.
     """
     reactor = _reactorOf(reactor)
     guardAgainstDescriptorReuse(reactor)
@@ -123,11 +133,15 @@ def startGateway(
         policy = policy if policy is not None else config.policy
         auth = auth if auth is not None else config.auth
     upstreams = UpstreamTable(reactor, config.upstreams if isinstance(config, Config) else ())
+    if faults is not None:
+        policy = ReplyCodePolicy(faults.replies, policy) if faults.replies else policy
+        auth = faults.authFor(auth)
     factory = SOCKSServerFactory(
         reactor, server, policy, listener=f"tcp:0:interface={interface}", resolver=resolver, auth=auth,
         upstreams=upstreams,
     )  # fmt: skip
-    listeningPort = reactor.listenTCP(0, factory, interface=interface)
+    serving = FaultyFactory(factory, faults) if faults is not None else factory
+    listeningPort = reactor.listenTCP(0, serving, interface=interface)
 
     async def stop() -> None:
         await listeningPort.stopListening()
@@ -137,7 +151,8 @@ def startGateway(
         factory.throttle.stop()
 
     testCase.addCleanup(lambda: Deferred.fromCoroutine(stop()))
-    return RunningGateway(interface, listeningPort.getHost().port, factory, listeningPort)
+    records = serving.records if isinstance(serving, FaultyFactory) else []
+    return RunningGateway(interface, listeningPort.getHost().port, factory, listeningPort, records)
 
 
 @dataclass

@@ -29,10 +29,10 @@ from twisted.internet.interfaces import (
     IStreamClientEndpoint,
 )
 from twisted.internet.protocol import Factory
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..wire import Command, Host, SOCKS4Request, SOCKS5Request, UsernamePasswordRequest, encodeHostname
+from ._attempts import Attempt, runCancellable
 from .protocol import SOCKSClientProtocol
 
 __all__ = ["SOCKS4ClientEndpoint", "SOCKS4aClientEndpoint", "SOCKS5ClientEndpoint"]
@@ -90,18 +90,24 @@ class _OneProtocol(Factory):
         return self._protocol
 
 
-class _Attempt:
+def _closeProtocol(protocol: IProtocol) -> None:
     """
-    One call of C{connect}: whether it was cancelled.
+    Close the connection of a protocol connected after its attempt was
+    cancelled.
     """
-
-    cancelled = False
+    if protocol.transport is not None:  # type: ignore[attr-defined]
+        protocol.transport.loseConnection()  # type: ignore[attr-defined]
 
 
 class _SOCKSClientEndpoint:
     """
     What the three endpoints share: connect, hand-shake, hand over.
+
+    @cvar _command: the request's command (BIND and UDP ASSOCIATE reuse
+        the handshake).
     """
+
+    _command = Command.CONNECT
 
     def __init__(self, proxyEndpoint: IStreamClientEndpoint, host: str | bytes, port: int) -> None:
         if not 0 <= port <= 0xFFFF:
@@ -119,34 +125,27 @@ class _SOCKSClientEndpoint:
             L{socksgate.client.errors.SOCKSError}, the proxy endpoint's own
             error, or L{CancelledError}.
         """
-        attempt = _Attempt()
-        inner = Deferred.fromCoroutine(self._connect(protocolFactory, attempt))
+        return runCancellable(lambda attempt: self._connect(protocolFactory, attempt), _closeProtocol)
 
-        def cancel(outer: Deferred[IProtocol]) -> None:
-            attempt.cancelled = True
-            inner.cancel()
-
-        outer: Deferred[IProtocol] = Deferred(cancel)
-
-        def finished(result: IProtocol | Failure) -> None:
-            if attempt.cancelled:
-                if not isinstance(result, Failure) and result.transport is not None:
-                    result.transport.loseConnection()  # type: ignore[attr-defined]
-            elif isinstance(result, Failure):
-                outer.errback(result)
-            else:
-                outer.callback(result)
-
-        inner.addBoth(finished)
-        return outer
-
-    async def _connect(self, protocolFactory: IProtocolFactory, attempt: _Attempt) -> IProtocol:
+    async def _handshake(self, attempt: Attempt) -> SOCKSClientProtocol:
+        """
+        Connect to the proxy and start the handshake of this endpoint's
+        request, of C{self._command}.
+        """
         request = await self._request()
         handshake = SOCKSClientProtocol(request, self._credentials())
         try:
             await self._proxyEndpoint.connect(_OneProtocol(handshake))
             if attempt.cancelled:
                 raise CancelledError()
+        except BaseException:
+            handshake.abandon()
+            raise
+        return handshake
+
+    async def _connect(self, protocolFactory: IProtocolFactory, attempt: Attempt) -> IProtocol:
+        handshake = await self._handshake(attempt)
+        try:
             await handshake.nextReply()
             peer = peerAddress(self._host, self._port)
             application = protocolFactory.buildProtocol(peer)
@@ -199,7 +198,7 @@ class SOCKS5ClientEndpoint(_SOCKSClientEndpoint):
             raise ValueError("a password needs a username")
 
     async def _request(self) -> SOCKS5Request:
-        return SOCKS5Request(Command.CONNECT, self._host, self._port)
+        return SOCKS5Request(self._command, self._host, self._port)
 
     def _credentials(self) -> UsernamePasswordRequest | None:
         return self._login
@@ -229,7 +228,7 @@ class SOCKS4aClientEndpoint(_SOCKSClientEndpoint):
 
     async def _request(self) -> SOCKS4Request:
         assert not isinstance(self._host, IPv6Address)
-        return SOCKS4Request(Command.CONNECT, self._host, self._port, self._userid)
+        return SOCKS4Request(self._command, self._host, self._port, self._userid)
 
 
 @implementer(IResolutionReceiver)
@@ -302,7 +301,7 @@ class SOCKS4ClientEndpoint(SOCKS4aClientEndpoint):
             self._nameResolver().resolveHostName(receiver, host, self._port, [twistedAddress.IPv4Address])
             host = await receiver.done
         assert isinstance(host, IPv4Address)
-        return SOCKS4Request(Command.CONNECT, host, self._port, self._userid)
+        return SOCKS4Request(self._command, host, self._port, self._userid)
 
     def _nameResolver(self) -> IHostnameResolver:
         if self._resolver is not None:

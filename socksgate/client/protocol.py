@@ -100,6 +100,8 @@ class SOCKSClientProtocol(Protocol):
         self._waiting: list[Deferred[Reply]] = []
         self._failure: Failure | None = None
         self._abandoned = False
+        self._closing: list[Deferred[None]] = []
+        self._closed = False
 
     def nextReply(self) -> Deferred[Reply]:
         """
@@ -116,6 +118,19 @@ class SOCKSClientProtocol(Protocol):
             return fail(self._failure)
         deferred: Deferred[Reply] = Deferred(self._waiting.remove)
         self._waiting.append(deferred)
+        return deferred
+
+    def whenClosed(self) -> Deferred[None]:
+        """
+        Wait for the connection to the proxy to close.
+
+        @return: a L{Deferred} that fires once it is closed (at once if it
+            is, or if it never opened and was abandoned).
+        """
+        if self._closed or (self._abandoned and self.transport is None):
+            return succeed(None)
+        deferred: Deferred[None] = Deferred()
+        self._closing.append(deferred)
         return deferred
 
     def abandon(self) -> None:
@@ -197,6 +212,10 @@ class SOCKSClientProtocol(Protocol):
         """
         Tell the application, or fail the handshake that was under way.
         """
+        self._closed = True
+        closing, self._closing = self._closing, []
+        for deferred in closing:
+            deferred.callback(None)
         if self.application is not None:
             self.application.connectionLost(reason)
             return
