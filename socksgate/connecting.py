@@ -32,12 +32,12 @@ from .interfaces import IRoute
 from .policy import AccessRequest, Decision, IPAddress
 from .rawconnect import connectRaw
 from .relay import DestinationProtocol
-from .upstreamroute import UpstreamRoute, upstreamRefusal
+from .upstreamroute import UpstreamRoute
 from .upstreams import UpstreamTable
-from .vocabulary import Outcome, RequestRefused
+from .vocabulary import RequestRefused
 from .wire import ReplyCode
 
-__all__ = ["ATTEMPT_DELAY", "DIRECT", "DirectRoute", "connectToAddresses", "refuseUnlessDirect", "routeFor"]
+__all__ = ["ATTEMPT_DELAY", "DIRECT", "DirectRoute", "connectToAddresses", "routeFor"]
 
 #: Seconds between the starts of two connection attempts, as in
 #: L{twisted.internet.endpoints.HostnameEndpoint}.
@@ -113,25 +113,6 @@ def routeFor(
         f"the access policy chose route {decision.route!r}; this gateway has no such [[upstream]]",
         decision,
     )
-
-
-def refuseUnlessDirect(decision: Decision, command: str) -> None:
-    """
-    BIND and UDP ASSOCIATE are carried only directly: refuse one that the
-    decision routes through an upstream.
-
-    @raise RequestRefused: with 0x07 (SOCKS4: CD 91), outcome C{failed}.
-    """
-    if decision.route != DIRECT:
-        refusal = upstreamRefusal(
-            decision.route,
-            ReplyCode.COMMAND_NOT_SUPPORTED,
-            Outcome.FAILED,
-            f"{command} is not carried through an upstream"
-            f" (rule {decision.rule} routes via {decision.route})",
-        )
-        refusal.decision = decision
-        raise refusal
 
 
 def connectToAddresses(

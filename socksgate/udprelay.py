@@ -129,6 +129,9 @@ class UDPAssociation:
         destinations, full queues.
     @ivar onReleased: called once every socket and the control connection
         are closed, before the control connection is released.
+    @ivar upstream: the association with an C{[[upstream]]}'s server that
+        carries the datagrams (L{socksgate.server.commands.viaupstream}),
+        or L{None}: they are sent directly.
     """
 
     log = Logger()
@@ -150,6 +153,7 @@ class UDPAssociation:
         self.datagramsOut = self.datagramsIn = self.bytesOut = self.bytesIn = 0
         self.denied = self.dropped = 0
         self.onReleased: Callable[[], None] | None = None
+        self.upstream: Any = None
         self._request = accessRequest
         self._clientHost = str(clientAddress)
         self._clientPort = clientPort
@@ -417,6 +421,11 @@ class UDPAssociation:
         if self._allowances is not None and not self._allowances[0].admit(len(payload)):
             self.dropped += 1
             return
+        if self.upstream is not None and addresses:
+            address, text = addresses[0]
+            self.upstream.write(payload, (text, port))
+            self._sent(address, (text, port), payload)
+            return
         sockets = self._sockets
         for address, text in addresses:
             version = address.version
@@ -434,17 +443,38 @@ class UDPAssociation:
                     break
             except (error.MessageLengthError, error.InvalidAddressError):
                 break
-            self.datagramsOut += 1
-            self.bytesOut += len(payload)
-            destinations = self._destinations
-            if destination in destinations:
-                destinations.move_to_end(destination)
-            else:
-                destinations[destination] = UDPDatagram(address, port, b"").toBytes()
-                if len(destinations) > REMEMBERED_DESTINATIONS:
-                    destinations.popitem(last=False)
+            self._sent(address, destination, payload)
             return
         self.dropped += 1
+
+    def _sent(self, address: IPAddress, destination: tuple[str, int], payload: bytes) -> None:
+        """
+        C{payload} went to C{destination}: count it, and accept answers
+        from there.
+        """
+        self.datagramsOut += 1
+        self.bytesOut += len(payload)
+        destinations = self._destinations
+        if destination in destinations:
+            destinations.move_to_end(destination)
+        else:
+            destinations[destination] = UDPDatagram(address, destination[1], b"").toBytes()
+            if len(destinations) > REMEMBERED_DESTINATIONS:
+                destinations.popitem(last=False)
+
+    def fromUpstream(self, data: bytes, host: str, port: int) -> None:
+        """
+        Relay a datagram from C{host:port} that the upstream's server passed
+        back: to the client if it is a destination the client sent to,
+        else dropped.
+        """
+        if self._ended:
+            return
+        header = self._destinations.get((addressText(host), port))
+        if header is None:
+            self.dropped += 1
+            return
+        self._toClient(header, data)
 
     def _socketFor(self, version: int) -> RelaySocket | None:
         """
@@ -532,6 +562,8 @@ class UDPAssociation:
             if relaySocket is not None and relaySocket.transport is not None
         ]
         DeferredList(stopping, consumeErrors=True).addCallback(self._socketsClosed)
+        if self.upstream is not None:
+            self.upstream.loseConnection()
         if not self._connectionClosed:
             transport = self.control.transport
             if abort:

@@ -10,9 +10,11 @@ connections.
 A server that fails (its connection refused or timed out, a TLS failure, a
 malformed or missing reply) is I{down} for L{UpstreamConfig.downPeriod}
 seconds (30 by default); a server that fails again on its first attempt
-after that is down for twice as long, and so on up to L{MAX_DOWN_PERIOD}
-(5 minutes, or the down period if it is longer).  A session it carries
-makes it up again, and its next failure starts again from the down period.
+after that is down for twice as long, and so on up to
+L{LONGEST_DOWN_PERIOD} (5 minutes, or the down period if it is longer).
+A session it carries makes it up again, and its next failure starts again
+from the down period.  The periods are kept by the client side's
+L{ProxyHealth}, the server URLs read by its L{parseProxyURL}.
 """
 
 from __future__ import annotations
@@ -20,95 +22,45 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from twisted.logger import Logger
 
 from ._tablecheck import ConfigError, TableChecker, positive
+from .client.failover import FIRST_DOWN_PERIOD, LONGEST_DOWN_PERIOD, ProxyHealth
+from .client.urls import ProxyURL, parseProxyURL
 from .configschema import UPSTREAM
 from .privileges import readAdvice
 
-__all__ = [
-    "DEFAULT_DOWN_PERIOD",
-    "MAX_DOWN_PERIOD",
-    "SCHEMES",
-    "ServerState",
-    "UpstreamConfig",
-    "UpstreamServer",
-    "UpstreamTable",
-    "parseServerURL",
-    "parseUpstream",
-]
+__all__ = ["ServerState", "UpstreamConfig", "UpstreamServer", "UpstreamTable", "parseUpstream"]
 
 log = Logger(namespace="socksgate.upstream")
-
-#: The URL schemes of upstream servers: SOCKS5 with the destination sent as
-#: the address the gateway resolved (C{socks5}) or as the name
-#: (C{socks5h}), SOCKS4 (an IPv4 address) and SOCKS4a (the name).
-SCHEMES = ("socks5", "socks5h", "socks4", "socks4a")
-
-#: Seconds a failed server is left alone first.
-DEFAULT_DOWN_PERIOD: float = UPSTREAM.default("down-period")
-
-#: The longest a server is left alone (unless the down period is longer).
-MAX_DOWN_PERIOD = 300.0
 
 
 @dataclass(frozen=True, slots=True)
 class UpstreamServer:
     """
-    One server of an upstream, from its URL.
+    One server of an upstream.
 
-    @ivar url: the URL as written in the file (without credentials).
-    @ivar scheme: one of L{SCHEMES}.
-    @ivar host: the server's name or address (no brackets).
-    @ivar port: its port (1080 when the URL gives none).
+    @ivar url: the URL as written in the file (it names the server on the
+        status page, in C{/metrics} and in session records).
+    @ivar proxy: that URL as L{parseProxyURL} reads it.
     """
 
     url: str
-    scheme: str
-    host: str
-    port: int
-
-    @property
-    def version(self) -> int:
-        """
-        The SOCKS version it speaks: 4 or 5.
-        """
-        return 5 if self.scheme.startswith("socks5") else 4
-
-    @property
-    def sendsNames(self) -> bool:
-        """
-        Whether a destination name is sent to it unresolved (C{socks5h},
-        C{socks4a}).
-        """
-        return self.scheme in ("socks5h", "socks4a")
+    proxy: ProxyURL
 
 
-def parseServerURL(url: str) -> UpstreamServer:
+def _server(url: str) -> UpstreamServer:
     """
-    Read one server URL: C{SCHEME://HOST[:PORT]}, C{HOST} a name, an IPv4
-    address or an IPv6 address in brackets.
+    Read one server URL with L{parseProxyURL}; credentials in it are
+    refused (they go in C{username} and C{password}).
 
     @raise ValueError: with what is wrong.
     """
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as problem:
-        raise ValueError(f"{url!r}: {problem}") from None
-    if parts.scheme not in SCHEMES:
-        raise ValueError(f"{url!r}: the scheme must be one of {', '.join(SCHEMES)}")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError(f"{url!r}: give credentials as username and password, not in the URL")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError(f"{url!r}: a server URL has no path, query or fragment")
-    if not parts.hostname:
-        raise ValueError(f"{url!r}: no host")
-    if port == 0:
-        raise ValueError(f"{url!r}: port 0")
-    return UpstreamServer(url, parts.scheme, parts.hostname, port if port is not None else 1080)
+    proxy = parseProxyURL(url)
+    if proxy.username is not None:
+        raise ValueError(f"{str(proxy)!r}: give credentials as username and password, not in the URL")
+    return UpstreamServer(url, proxy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +89,7 @@ class UpstreamConfig:
     tls: bool = False
     caFile: str = ""
     caData: bytes = field(default=b"", repr=False)
-    downPeriod: float = DEFAULT_DOWN_PERIOD
+    downPeriod: float = FIRST_DOWN_PERIOD
     line: int | None = None
 
 
@@ -181,7 +133,7 @@ def parseUpstream(checker: TableChecker) -> UpstreamConfig:
     servers = []
     for url in urls:
         try:
-            servers.append(parseServerURL(url))
+            servers.append(_server(url))
         except ValueError as problem:
             raise checker.error("servers", str(problem)) from None
     username = _credential(checker, "username", checker.get("username", str, "", lambda value: None))
@@ -235,11 +187,10 @@ def checkUpstreamNames(path: str, upstreams: Iterable[UpstreamConfig]) -> None:
 
 class ServerState:
     """
-    The running state of one server of one upstream.
+    The running state of one server of one upstream: its counts here, its
+    down periods in its upstream's L{ProxyHealth}.
 
     @ivar server: the server.
-    @ivar downUntil: until when (the reactor's clock) it is left alone; 0
-        when it is up.
     @ivar downFor: the length of its last down period, 0 once it carried
         a session.
     @ivar sessions: sessions it carried.
@@ -247,13 +198,21 @@ class ServerState:
     @ivar lastFailure: what went wrong the last time, or C{""}.
     """
 
-    def __init__(self, server: UpstreamServer) -> None:
+    def __init__(self, server: UpstreamServer, health: ProxyHealth) -> None:
         self.server = server
-        self.downUntil = 0.0
+        self.health = health
         self.downFor = 0.0
         self.sessions = 0
         self.failures = 0
         self.lastFailure = ""
+
+    @property
+    def downUntil(self) -> float:
+        """
+        Until when (the reactor's clock) it is left alone; 0 when it has not
+        failed since it last carried a session.
+        """
+        return self.health.downUntil(self.server.proxy)
 
     def isUp(self, now: float) -> bool:
         """
@@ -268,14 +227,27 @@ class UpstreamTable:
     its listeners and kept across reloads (a server keeps its state while
     a reloaded file still names it in the same upstream).
 
+    Each upstream has a L{ProxyHealth} (the client side's bookkeeping)
+    whose first period is its C{down-period}; unlike a client's failover,
+    a server that is down is not tried at all.
+
     @ivar upstreams: the configurations, by name.
     """
 
     def __init__(self, clock: Any, upstreams: Iterable[UpstreamConfig] = ()) -> None:
         self._clock = clock
         self.upstreams: dict[str, UpstreamConfig] = {}
+        self._health: dict[str, ProxyHealth] = {}
         self._states: dict[tuple[str, str], ServerState] = {}
         self.configure(upstreams)
+
+    def _healthOf(self, upstream: UpstreamConfig) -> ProxyHealth:
+        health = self._health.get(upstream.name)
+        if health is None:
+            health = self._health[upstream.name] = ProxyHealth(self._clock)
+        health.firstPeriod = upstream.downPeriod
+        health.longestPeriod = max(LONGEST_DOWN_PERIOD, upstream.downPeriod)
+        return health
 
     def configure(self, upstreams: Iterable[UpstreamConfig]) -> None:
         """
@@ -284,10 +256,16 @@ class UpstreamTable:
         self.upstreams = {upstream.name: upstream for upstream in upstreams}
         states = {}
         for upstream in self.upstreams.values():
+            health = self._healthOf(upstream)
             for server in upstream.servers:
                 key = (upstream.name, server.url)
-                states[key] = self._states.get(key) or ServerState(server)
+                states[key] = self._states.get(key) or ServerState(server, health)
+        kept = {(name, state.server.proxy) for (name, _), state in states.items()}
+        for (name, _), state in self._states.items():
+            if (name, state.server.proxy) not in kept:
+                state.health.worked(state.server.proxy)
         self._states = states
+        self._health = {name: self._health[name] for name in self.upstreams}
 
     def state(self, upstream: str, server: UpstreamServer) -> ServerState:
         """
@@ -295,7 +273,7 @@ class UpstreamTable:
         """
         key = (upstream, server.url)
         if key not in self._states:
-            self._states[key] = ServerState(server)
+            self._states[key] = ServerState(server, self._healthOf(self.upstreams[upstream]))
         return self._states[key]
 
     def states(self) -> list[tuple[str, ServerState]]:
@@ -321,14 +299,11 @@ class UpstreamTable:
         already down, failed by an attempt started earlier, stays as it is).
         """
         state = self.state(upstream.name, server)
-        now = self._clock.seconds()
         state.failures += 1
         state.lastFailure = reason
-        if not state.isUp(now):
+        if not state.isUp(self._clock.seconds()):
             return
-        ceiling = max(MAX_DOWN_PERIOD, upstream.downPeriod)
-        state.downFor = min(ceiling, state.downFor * 2) if state.downFor else upstream.downPeriod
-        state.downUntil = now + state.downFor
+        state.downFor = state.health.failed(server.proxy)
         log.warn(
             "upstream {upstream}: server {server} failed ({reason}); not tried for {seconds:g} seconds",
             upstream=upstream.name,
@@ -346,5 +321,6 @@ class UpstreamTable:
             log.info(
                 "upstream {upstream}: server {server} is up again", upstream=upstream.name, server=server.url
             )
-        state.downFor = state.downUntil = 0.0
+        state.health.worked(server.proxy)
+        state.downFor = 0.0
         state.sessions += 1

@@ -207,23 +207,6 @@ class SocksgateUpstreamTests(LoopbackTestCase):
             self.assertIn("upstream b: every server is down", record["message"])
         self.assertIn("Connection refused", records[0]["message"])
 
-    async def test_bindAndUDPRefused(self) -> None:
-        """
-        BIND and UDP ASSOCIATE routed via an upstream are refused with
-        0x07, the record naming the upstream.
-        """
-        b = startGateway(self)
-        a = chainedGateway(self, [b.url()])
-        records = collectSessions(self)
-        for command in (b"\x02", b"\x03"):
-            client = await connectRaw(a.port)
-            client.transport.write(b"\x05\x01\x00\x05" + command + b"\x00\x01\x7f\x00\x00\x01\x00\x00")
-            self.assertEqual((await client.receive(12))[:4], b"\x05\x00\x05\x07")
-            await client.closed
-        self.assertEqual(
-            [(r["command"], r["reply"], r["upstream"]) for r in records], [("bind", 7, "b"), ("udp", 7, "b")]
-        )
-
 
 class _DenyAll:
     """

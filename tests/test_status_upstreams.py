@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from socksgate.upstreams import UpstreamConfig, UpstreamTable, parseServerURL
+from socksgate.upstreams import UpstreamConfig, UpstreamTable
 
 from .test_status_snapshot import makeStatus, samples, scrape
+from .test_upstreams import server
 
 
 class UpstreamStatusTests(SynchronousTestCase):
@@ -24,7 +25,7 @@ class UpstreamStatusTests(SynchronousTestCase):
         carried a session shows as up with its count.
         """
         status, reactor, _ = makeStatus([])
-        first, second = parseServerURL("socks5://127.0.0.1:1"), parseServerURL("socks5h://127.0.0.1:2")
+        first, second = server("socks5://127.0.0.1:1"), server("socks5h://127.0.0.1:2")
         upstream = UpstreamConfig("corp", (first, second))
         table = UpstreamTable(reactor, [upstream])
         status.gateway.upstreams = table
@@ -56,8 +57,8 @@ class UpstreamStatusTests(SynchronousTestCase):
             ],
         )
         metrics = scrape(status)
-        for server, up, sessions, failures in ((first, 0, 0, 1), (second, 1, 1, 0)):
-            labels = (("server", server.url), ("upstream", "corp"))
+        for each, up, sessions, failures in ((first, 0, 0, 1), (second, 1, 1, 0)):
+            labels = (("server", each.url), ("upstream", "corp"))
             self.assertEqual(metrics[("socksgate_upstream_server_up", labels)], up)
             self.assertEqual(metrics[("socksgate_upstream_sessions_total", labels)], sessions)
             self.assertEqual(metrics[("socksgate_upstream_failures_total", labels)], failures)

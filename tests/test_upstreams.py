@@ -8,46 +8,62 @@ from __future__ import annotations
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
+from socksgate.client.urls import parseProxyURL
 from socksgate.config import ConfigError, parseConfig
-from socksgate.upstreams import UpstreamConfig, UpstreamTable, parseServerURL
+from socksgate.upstreams import UpstreamConfig, UpstreamServer, UpstreamTable
+
+
+def server(url: str) -> UpstreamServer:
+    """
+    The server of the URL C{url}, as a configuration file gives it.
+    """
+    return UpstreamServer(url, parseProxyURL(url))
 
 
 class ServerURLTests(SynchronousTestCase):
     """
-    L{parseServerURL} reads C{SCHEME://HOST[:PORT]}.
+    C{servers} are read by L{parseProxyURL}, the text kept as written.
     """
 
     def test_schemes(self) -> None:
         """
-        Each scheme gives its version and whether names are sent.
+        Each scheme, host and port is read; the URL is kept as written.
         """
-        cases = {
-            "socks5://proxy.example:1081": (5, False, "proxy.example", 1081),
-            "socks5h://[::1]:1080": (5, True, "::1", 1080),
-            "socks4://127.0.0.1": (4, False, "127.0.0.1", 1080),
-            "socks4a://proxy:9": (4, True, "proxy", 9),
-        }
-        for url, (version, names, host, port) in cases.items():
-            server = parseServerURL(url)
-            self.assertEqual(
-                (server.version, server.sendsNames, server.host, server.port), (version, names, host, port)
-            )
+        urls = [
+            "socks5://proxy.example:1081",
+            "socks5h://[::1]:1080",
+            "socks4://127.0.0.1",
+            "socks4a://proxy:9",
+        ]
+        text = '[[upstream]]\nname = "a"\nservers = [' + ", ".join(f'"{url}"' for url in urls) + "]\n"
+        (upstream,) = parseConfig(text).upstreams
+        self.assertEqual(
+            [(each.url, each.proxy.scheme, each.proxy.host, each.proxy.port) for each in upstream.servers],
+            [
+                ("socks5://proxy.example:1081", "socks5", "proxy.example", 1081),
+                ("socks5h://[::1]:1080", "socks5h", "::1", 1080),
+                ("socks4://127.0.0.1", "socks4", "127.0.0.1", 1080),
+                ("socks4a://proxy:9", "socks4a", "proxy", 9),
+            ],
+        )
 
     def test_refused(self) -> None:
         """
         Another scheme, credentials in the URL, a path, no host or a bad
-        port are refused with the URL named.
+        port are refused with the file, line and key and the URL named (a
+        password in it hidden).
         """
-        for url in (
-            "http://proxy:80",
-            "socks5://u:p@proxy:1",
-            "socks5://proxy:1/x",
-            "socks5://:1080",
-            "socks5://p:99999",
+        for url, shown in (
+            ("http://proxy:80", "'http://proxy:80'"),
+            ("socks5://u:p@proxy:1", "'socks5://u@proxy:1': give credentials as username and password"),
+            ("socks5://proxy:1/x", "'socks5://proxy:1/x'"),
+            ("socks5://:1080", "'socks5://:1080'"),
+            ("socks5://p:99999", "'socks5://p:99999'"),
         ):
-            with self.assertRaises(ValueError) as raised:
-                parseServerURL(url)
-            self.assertIn(repr(url), str(raised.exception))
+            with self.assertRaises(ConfigError) as raised:
+                parseConfig(f'[[upstream]]\nname = "a"\nservers = ["{url}"]\n', "gw.toml")
+            self.assertIn(f"gw.toml:3: [upstream #1] servers: {shown}", str(raised.exception))
+            self.assertNotIn(":p@", str(raised.exception))
 
 
 CONFIG = """\
@@ -137,7 +153,7 @@ class UpstreamTableConfigTests(SynchronousTestCase):
 def _corp(downPeriod: float = 30.0) -> UpstreamConfig:
     return UpstreamConfig(
         "corp",
-        (parseServerURL("socks5://127.0.0.1:1"), parseServerURL("socks5://127.0.0.1:2")),
+        (server("socks5://127.0.0.1:1"), server("socks5://127.0.0.1:2")),
         downPeriod=downPeriod,
     )
 

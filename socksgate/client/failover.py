@@ -63,25 +63,41 @@ def _describe(failure: Failure) -> str:
 class ProxyHealth:
     """
     Which proxies failed lately, by scheme, host and port.
+
+    @ivar firstPeriod: seconds a proxy is down after its first failure.
+    @ivar longestPeriod: the longest it stays down.
     """
 
-    def __init__(self, reactor: Any) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        firstPeriod: float = FIRST_DOWN_PERIOD,
+        longestPeriod: float = LONGEST_DOWN_PERIOD,
+    ) -> None:
         """
         @param reactor: gives the time (C{seconds()}).
         """
         self._reactor = reactor
+        self.firstPeriod, self.longestPeriod = firstPeriod, longestPeriod
         self._down: dict[tuple[str, str, int], tuple[int, float]] = {}
 
     @staticmethod
     def _key(url: ProxyURL) -> tuple[str, str, int]:
         return url.scheme, url.host, url.port
 
+    def downUntil(self, url: ProxyURL) -> float:
+        """
+        When (the reactor's clock) C{url}'s last down period ends; 0 when it
+        has not failed since it last worked.
+        """
+        entry = self._down.get(self._key(url))
+        return 0.0 if entry is None else entry[1]
+
     def isDown(self, url: ProxyURL) -> bool:
         """
         Whether C{url} failed less than its down period ago.
         """
-        entry = self._down.get(self._key(url))
-        return entry is not None and self._reactor.seconds() < entry[1]
+        return self._reactor.seconds() < self.downUntil(url)
 
     def order(self, proxies: Sequence[ProxyURL]) -> list[ProxyURL]:
         """
@@ -96,7 +112,7 @@ class ProxyHealth:
         """
         key = self._key(url)
         count = self._down.get(key, (0, 0.0))[0] + 1
-        period = min(FIRST_DOWN_PERIOD * 2 ** (count - 1), LONGEST_DOWN_PERIOD)
+        period = min(self.firstPeriod * 2 ** (count - 1), self.longestPeriod)
         self._down[key] = (count, self._reactor.seconds() + period)
         return period
 

@@ -20,6 +20,10 @@ client, for one connection from the host the client expects.
   4. C{bind-timeout} without an accepted connection ends the wait with a
      failure reply (SOCKS5 0x06, SOCKS4 91).  A client that closes, or sends
      its FIN, before a peer connects ends the wait too.
+
+A decision that routes the BIND via an C{[[upstream]]} replaces step 2:
+the upstream's server listens (L{socksgate.server.commands.viaupstream});
+in step 3 a refused peer ends the session (the server accepts only one).
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from ...addresses import (
     withoutScope,
 )
 from ...bandwidth import RuleBandwidth
-from ...connecting import refuseUnlessDirect
+from ...connecting import DIRECT
 from ...interfaces import IClientConnection, ICommand, ISession
 from ...latch import AllClosed
 from ...outbound import decideOne, permittedAddresses, refusalForFailure
@@ -57,6 +61,7 @@ from ...splicing import SpliceRelay
 from ...vocabulary import Outcome, RequestRefused
 from ...wire import ReplyCode, SOCKS4Request, SOCKS5Request
 from ..client import EARLY_DATA_LIMIT
+from .viaupstream import bindViaUpstream
 
 __all__ = ["BIND", "BindCommand", "BindSession"]
 
@@ -130,6 +135,7 @@ class BindSession:
     """
 
     bytesOut = bytesIn = 0
+    _viaUpstream = False
 
     def __init__(self, client: IClientConnection, accessRequest: AccessRequest, request: Any) -> None:
         self.client = client
@@ -162,6 +168,7 @@ class BindSession:
         host = self.request.host
         address = host if not isinstance(host, str) else None
         if address is not None and address.is_unspecified:
+            addresses = [address]
             decision = await decideOne(policy.decide, replace(self.accessRequest, destinationAddress=address))
             if not decision.permitted:
                 raise RequestRefused(
@@ -173,19 +180,25 @@ class BindSession:
                 self.accessRequest, host, factory.config.connectTimeout,
             )  # fmt: skip
             self._expected = set(addresses)
-        refuseUnlessDirect(decision, "BIND")
         checkSessionRate(client, policy, self.accessRequest, decision)
         self._decision = decision
         self._bandwidth = factory.bandwidth.forDecision(factory.policy, decision)
-        announce, listenOn = self._addresses()
-        try:
-            self._listening = factory.reactor.listenTCP(0, _PeerFactory(self), interface=listenOn)
+        if decision.route != DIRECT:
+            self._viaUpstream = True
+            self._listening, announce, port = await bindViaUpstream(
+                client, self.accessRequest, decision, addresses, self.request.port, _PeerFactory(self)
+            )
             self._closing.add("port")
-        except CannotListenError as problem:
-            raise RequestRefused(
-                ReplyCode.GENERAL_FAILURE, Outcome.FAILED, f"cannot listen: {problem}"
-            ) from None
-        port = self._listening.getHost().port
+        else:
+            announce, listenOn = self._addresses()
+            try:
+                self._listening = factory.reactor.listenTCP(0, _PeerFactory(self), interface=listenOn)
+                self._closing.add("port")
+            except CannotListenError as problem:
+                raise RequestRefused(
+                    ReplyCode.GENERAL_FAILURE, Outcome.FAILED, f"cannot listen: {problem}"
+                ) from None
+            port = self._listening.getHost().port
         record = client.record
         record.rule, record.message = decision.rule, decision.message
         record.bind = formatHostPort(announce, port)
@@ -236,9 +249,16 @@ class BindSession:
         if self._over or self.relay is not None:
             transport.abortConnection()
             return
+        if self._viaUpstream:
+            # The server's second reply: it listens no more, and the control
+            # connection is the peer's (stopping the port now would close it).
+            self._listening = None
+            self._closing.closed("port")
         where = transport.getPeer()
         address = hostAddress(where)
-        assert address is not None
+        if address is None:  # Through an upstream, whose second reply named no address.
+            self._refusePeer(peer, f"the upstream's server named the peer {where}, not by its address")
+            return
         if self._expected is not None and address not in self._expected:
             self._refusePeer(peer, f"{formatHostPort(address, where.port)} is not the expected host")
             return
@@ -269,6 +289,12 @@ class BindSession:
             why=why,
         )
         peer.transport.abortConnection()
+        if self._viaUpstream and not self._over:
+            # The upstream's server accepted its one connection: no other comes.
+            self._over = True
+            self._cancelTimer()
+            self._stopListening()
+            self.client.refuse(RequestRefused(ReplyCode.NOT_ALLOWED, Outcome.DENIED, why))
 
     def _accept(self, peer: DestinationProtocol, address: IPAddress, port: int) -> None:
         client = self.client

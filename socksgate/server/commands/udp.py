@@ -7,7 +7,9 @@ L{socksgate.interfaces.IAccessPolicy}): a client that may send datagrams
 to no destination is refused with 0x02.  Every datagram's destination is
 then decided with the policy in force when it is sent.  A client address
 holds at most L{MAX_ASSOCIATIONS_PER_CLIENT} associations (the
-L{SessionTable} counts them); one more gets 0x01.
+L{SessionTable} counts them); one more gets 0x01.  A decision that routes
+the association via an C{[[upstream]]} first makes one with the upstream's
+server (L{socksgate.server.commands.viaupstream}).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from ...addresses import LOOPBACK_HOSTS, UNSPECIFIED_HOSTS, hostAddress, unmapped
-from ...connecting import refuseUnlessDirect
+from ...client.udp import SOCKSUDPAssociation
+from ...connecting import DIRECT
 from ...interfaces import IClientConnection, ICommand
 from ...outbound import decideOne
 from ...policy import AccessRequest, Decision
@@ -30,6 +33,7 @@ from ...udprelay import UDPAssociation
 from ...vocabulary import Outcome, RequestRefused
 from ...wire import ReplyCode, SOCKS5Request
 from ..sessions import SessionTable
+from .viaupstream import UpstreamDatagrams, associateViaUpstream
 
 __all__ = ["UDP_ASSOCIATE", "UDPAssociateCommand"]
 
@@ -62,15 +66,56 @@ class UDPAssociateCommand:
         request: AccessRequest,
         message: SOCKS5Request,
         policy: Any,
-    ) -> None:
+    ) -> Deferred[None] | None:
         if not decision.permitted:
             raise RequestRefused(
                 ReplyCode.NOT_ALLOWED, Outcome.DENIED, decision.message or "denied by policy", decision
             )
-        refuseUnlessDirect(decision, "UDP ASSOCIATE")
         if client.gone:
-            return
+            return None
         checkSessionRate(client, policy, request, decision)
+        if decision.route == DIRECT:
+            self._open(decision, client, request, message, None)
+            return None
+        opening = Deferred.fromCoroutine(associateViaUpstream(client, decision))
+        return opening.addCallback(self._openVia, decision, client, request, message)
+
+    def _openVia(
+        self,
+        via: tuple[SOCKSUDPAssociation, UpstreamDatagrams],
+        decision: Decision,
+        client: IClientConnection,
+        request: AccessRequest,
+        message: SOCKS5Request,
+    ) -> None:
+        """
+        The association with the upstream's server is made: open the
+        client's, which sends through it (or close it, if the client's
+        cannot be opened).
+        """
+        upstream, protocol = via
+        try:
+            protocol.association = self._open(decision, client, request, message, upstream)
+        finally:
+            if protocol.association is None:
+                upstream.loseConnection()
+
+    def _open(
+        self,
+        decision: Decision,
+        client: IClientConnection,
+        request: AccessRequest,
+        message: SOCKS5Request,
+        upstream: SOCKSUDPAssociation | None,
+    ) -> UDPAssociation | None:
+        """
+        Open the client's association and answer with its relay's address;
+        through C{upstream}, if not L{None}.
+
+        @return: the association, or L{None} if the client has gone.
+        """
+        if client.gone:
+            return None
         # The record's message says why the association ended.
         client.record.rule = decision.rule
         gateway = client.gateway
@@ -103,6 +148,7 @@ class UDPAssociateCommand:
             gateway.bindHost,
         )
         association.onReleased = lambda: sessions.releaseAssociation(tcpClient)
+        association.upstream = upstream
         association.limitBandwidth(gateway.bandwidth.forDecision(gateway.policy, decision))
         try:
             relayHost, relayPort = association.listen(_interfaceFor(client, gateway.bindHost, clientAddress))
@@ -115,6 +161,7 @@ class UDPAssociateCommand:
         client.reply(ReplyCode.SUCCEEDED, advertised, relayPort)
         client.attach(association)
         association.start()
+        return association
 
 
 def _interfaceFor(client: IClientConnection, bindHost: Any, clientAddress: Any) -> str:
