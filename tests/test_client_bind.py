@@ -56,6 +56,29 @@ class NoProtocolFactory(Factory):
         return None
 
 
+class _StopsListening(Factory):
+    """
+    Builds a L{Collector} that stops its BIND port listening when its peer
+    connects.
+    """
+
+    port: IListeningPort | None = None
+
+    def buildProtocol(self, addr):
+        """
+        A collector whose C{connectionMade} stops the port.
+        """
+        factory = self
+
+        class Stopping(Collector):
+            def connectionMade(self) -> None:
+                super().connectionMade()
+                if factory.port is not None:
+                    factory.port.stopListening()
+
+        return Stopping()
+
+
 class AnnouncedAddressTests(SynchronousTestCase):
     """
     L{announcedAddress}: the address a BIND reply announces.
@@ -145,6 +168,24 @@ class SocksgateBindTests(LoopbackTestCase):
         await port.stopListening()
         peer.transport.loseConnection()
         await protocol.closed
+
+    async def test_stopListeningOnConnect(self) -> None:
+        """
+        An application that stops listening as soon as its peer connects
+        (in C{connectionMade}) keeps that peer's connection: the BIND is
+        over, not given up.
+        """
+        gateway = startGateway(self)
+        factory = _StopsListening()
+        port = await SOCKS5BindEndpoint(proxyTo(gateway.port), "127.0.0.1", 0).listen(factory)
+        factory.port = port
+        peer = await connectPeer(port.getHost())
+        self.addCleanup(lambda: peer.closed if peer.transport.loseConnection() is None else None)
+        protocol = await port.accepted()
+        peer.transport.write(b"still here")
+        self.assertEqual(await protocol.waitFor(10), b"still here")
+        protocol.transport.write(b"and so am I")
+        self.assertEqual(await peer.receive(11), b"and so am I")
 
     async def test_socks4(self) -> None:
         """

@@ -143,8 +143,10 @@ class SOCKSBoundPort:
         except Exception:
             self._finish(Failure())
             return
-        self.handshake.startRelaying(application, peer)
+        # The BIND is over before the application sees its peer: it may
+        # stop listening from connectionMade, which must not give it up.
         self._result = application
+        self.handshake.startRelaying(application, peer)
         waiting, self._waiting = self._waiting, []
         for deferred in waiting:
             deferred.callback(application)
