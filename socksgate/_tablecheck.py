@@ -6,6 +6,7 @@ line, the table and key, and the problem.
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Callable
 from ipaddress import ip_address
 from typing import Any
@@ -170,3 +171,18 @@ class LineIndex:
         The line on which C{key} is set in that table.
         """
         return self._keys.get((table, occurrence), {}).get(key)
+
+
+def loadTOML(path: str, text: str) -> dict[str, Any]:
+    """
+    The TOML document C{text} of the file C{path}.
+
+    @raise ConfigError: the text is not TOML (with the line TOML names).
+    """
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        match = re.search(r"\(at line (\d+)", str(error))
+        raise ConfigError(
+            path, f"not valid TOML: {error}", line=int(match.group(1)) if match else None
+        ) from None

@@ -7,8 +7,6 @@ is wrong, as C{FILE:LINE: [table] key: problem}.
 
 from __future__ import annotations
 
-import re
-import tomllib
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
@@ -19,6 +17,7 @@ from ._tablecheck import (
     TableChecker,
     ipAddressOrEmpty,
     ipAddressProblem,
+    loadTOML,
     notNegative,
     positive,
 )
@@ -326,13 +325,7 @@ def parseConfig(text: str, path: str = "<config>", authChecker: tuple[Any, str] 
         command line (C{--auth}), which win over the file's.
     @raise ConfigError: the text is not TOML or a value is wrong.
     """
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        match = re.search(r"\(at line (\d+)", str(error))
-        raise ConfigError(
-            path, f"not valid TOML: {error}", line=int(match.group(1)) if match else None
-        ) from None
+    document = loadTOML(path, text)
     lines = LineIndex(text)
     for table in document:
         if table in _NOT_YET_SUPPORTED:

@@ -28,8 +28,6 @@ destination.
 from __future__ import annotations
 
 import os
-import re
-import tomllib
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
@@ -40,7 +38,7 @@ from twisted.internet.error import ConnectError
 from twisted.internet.interfaces import IHostnameResolver, IProtocol, IProtocolFactory, IStreamClientEndpoint
 from zope.interface import implementer
 
-from .._tablecheck import ConfigError, LineIndex, TableChecker, positive
+from .._tablecheck import ConfigError, LineIndex, TableChecker, loadTOML, positive
 from ..rules import DestinationPatterns
 from ..ruletables import _destinations, _optional, _portRange
 from .failover import FailoverEndpoint, ProxyHealth
@@ -211,13 +209,7 @@ def parseRoutes(text: str, path: str = "<routes>") -> RoutingTable:
         C{password-file} is found in.
     @raise ConfigError: the text is not TOML, or a table or value is wrong.
     """
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        match = re.search(r"\(at line (\d+)", str(error))
-        raise ConfigError(
-            path, f"not valid TOML: {error}", line=int(match.group(1)) if match else None
-        ) from None
+    document = loadTOML(path, text)
     lines = LineIndex(text)
     for name in document:
         if name != "route":

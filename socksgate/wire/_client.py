@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from enum import Enum, auto
-from typing import Any, Protocol, Union
+from typing import Any, Protocol
 
 from ._constants import Command, Method, ReplyCode, SOCKS4ReplyCode
 from ._errors import LocalProtocolError, MalformedMessage, RemoteProtocolError
@@ -59,9 +59,6 @@ class Encodable(Protocol):
 
 #: A parser of one kind of message, as every C{parse...} function is.
 MessageParser = Callable[[bytes], "tuple[Any, int] | None"]
-
-#: A message from the server.
-ServerMessage = Union[SOCKS4Reply, SOCKS5MethodSelection, UsernamePasswordReply, SOCKS5Reply]
 
 
 class ClientState(Enum):
@@ -181,7 +178,7 @@ class SOCKSClientConnection:
         """
         Take the next complete message from the server.
 
-        @return: a L{socksgate.wire._client.ServerMessage} (or a sub-negotiation's message), or
+        @return: a L{socksgate.wire._server.ServerMessage} (or a sub-negotiation's message), or
             L{NEED_DATA} when the buffer holds no complete message or the
             client must send first.
         @raise RemoteProtocolError: the server broke the protocol; close.
