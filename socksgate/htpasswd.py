@@ -47,7 +47,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from .privileges import readAdvice
-from .threads import ownThreadPool
+from .threads import runningPool
 
 __all__ = ["HtpasswdChecker", "HtpasswdError", "HtpasswdUnreadable", "parseHtpasswd"]
 
@@ -306,8 +306,7 @@ class HtpasswdChecker:
             fails with L{UnauthorizedLogin} for an unknown user or a wrong
             password.
         """
-        if self._pool is None:
-            self._pool = ownThreadPool(self._reactor, "socksgate-bcrypt", BCRYPT_THREADS)
+        self._pool = runningPool(self._pool, self._reactor, "socksgate-bcrypt", BCRYPT_THREADS)
         checking = deferToThreadPool(
             self._reactor,
             self._pool,

@@ -25,7 +25,7 @@ from twisted.internet._resolver import GAIResolver
 from twisted.internet.interfaces import IHostnameResolver, IHostResolution, IResolutionReceiver
 from zope.interface import implementer
 
-from .threads import ownThreadPool
+from .threads import runningPool
 from .vocabulary import Outcome, RequestRefused
 from .wire import ReplyCode
 
@@ -62,8 +62,7 @@ def gatewayResolver(reactor: Any) -> IHostnameResolver:
     pool: list[Any] = []
 
     def getPool() -> Any:
-        if not pool:
-            pool.append(ownThreadPool(reactor, "socksgate-names", NAME_THREADS))
+        pool[:] = [runningPool(pool[0] if pool else None, reactor, "socksgate-names", NAME_THREADS)]
         return pool[0]
 
     resolver = GAIResolver(reactor, getPool, _getaddrinfo)
