@@ -156,6 +156,22 @@ class _Negotiation:
         self.state = GSSAPIState.CONTEXT
         self._buffer = bytearray()
 
+    def sendToken(self, token: bytes) -> bytes:
+        """
+        Encode an output token of this side's context (MTYP 1: the
+        acceptor's on the server, the initiator's on the client).
+        """
+        return self._send(GSSAPIMessageType.AUTHENTICATION, token, GSSAPIState.CONTEXT)
+
+    def contextEstablished(self) -> None:
+        """
+        This side's context is complete: the protection-level messages come
+        next.
+        """
+        if self.state is not GSSAPIState.CONTEXT:
+            raise LocalProtocolError(f"no context is being established in state {self.state.name}")
+        self.state = GSSAPIState.PROTECTION
+
     def receiveData(self, data: bytes) -> None:
         """
         Add bytes that arrived from the peer.
@@ -239,21 +255,6 @@ class GSSAPIServerConnection(_Negotiation):
     message, answered with L{sendProtection}.
     """
 
-    def sendToken(self, token: bytes) -> bytes:
-        """
-        Encode an output token of the acceptor (MTYP 1).
-        """
-        return self._send(GSSAPIMessageType.AUTHENTICATION, token, GSSAPIState.CONTEXT)
-
-    def contextEstablished(self) -> None:
-        """
-        The acceptor completed the context: the protection-level message
-        comes next.
-        """
-        if self.state is not GSSAPIState.CONTEXT:
-            raise LocalProtocolError(f"no context is being established in state {self.state.name}")
-        self.state = GSSAPIState.PROTECTION
-
     def sendProtection(self, token: bytes) -> bytes:
         """
         Encode the server's protection-level message (MTYP 2: one octet,
@@ -271,21 +272,6 @@ class GSSAPIClientConnection(_Negotiation):
     (L{contextEstablished}); then it sends its protection-level message
     and takes the server's answer.
     """
-
-    def sendToken(self, token: bytes) -> bytes:
-        """
-        Encode an output token of the initiator (MTYP 1).
-        """
-        return self._send(GSSAPIMessageType.AUTHENTICATION, token, GSSAPIState.CONTEXT)
-
-    def contextEstablished(self) -> None:
-        """
-        The initiator completed the context: the protection-level messages
-        come next.
-        """
-        if self.state is not GSSAPIState.CONTEXT:
-            raise LocalProtocolError(f"no context is being established in state {self.state.name}")
-        self.state = GSSAPIState.PROTECTION
 
     def sendProtection(self, token: bytes) -> bytes:
         """
